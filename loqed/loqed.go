@@ -69,7 +69,7 @@ type Event struct {
 	// State is the position the event reports: for KindStateChanged the
 	// reached state, for KindGoToState the target. Derived from Type first,
 	// then from requested_state or go_to_state. StateUnknown when neither
-	// says.
+	// names one, and always StateUnknown for KindReadings and KindMotorStall.
 	State BoltState
 
 	RequestedState BoltState // requested_state as received, lower case, or ""
@@ -124,6 +124,8 @@ type Lock struct {
 
 	// Settings holds every boolean or 0/1 field of the record by its API
 	// name, so that settings added by configuration can be read back too.
+	// DecodeLockList adds open_house_mode, read from OpenHouseModeField
+	// unless the record has an open_house_mode field of its own.
 	Settings map[string]bool `json:"settings,omitempty"`
 
 	Secrets LockSecrets `json:"-"`
