@@ -203,9 +203,6 @@ type Bridge struct {
 	wg     sync.WaitGroup
 }
 
-// ErrClosed is returned by operations on a bridge that has shut down.
-var ErrClosed = errors.New("bridge: closed")
-
 // New returns a bridge that publishes through pub and subscribes through sub.
 // It does nothing until Start.
 func New(opts Options, pub Publisher, sub Subscriber) (*Bridge, error) {

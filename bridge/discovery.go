@@ -5,20 +5,30 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loqed2mqtt/loqed2mqtt/discovery"
+	"github.com/loqed2mqtt/loqed2mqtt/loqed"
 )
 
 // pinCodeFormat is the code_format Home Assistant checks a code against
 // before it sends a lock command when COMMAND_PIN is set.
 const pinCodeFormat = `^\S+$`
 
-// discoveryState remembers the config topics this bridge publishes, and
-// debounces Home Assistant birth messages.
+// discoveryState gates discovery publishing until the start-up clean-up has
+// run, and debounces Home Assistant birth messages.
 type discoveryState struct {
 	mu         sync.Mutex
 	birthTimer *time.Timer
+
+	// ready is set once Start has cleaned up and migrated the retained
+	// configs. Before that a lock's configs are not published on their own:
+	// in a new mode they would reach Home Assistant before the
+	// migrate_discovery message of the old mode, and Home Assistant would
+	// reject their unique_ids as taken. Start publishes every config once
+	// it sets ready.
+	ready atomic.Bool
 }
 
 func newDiscoveryState() *discoveryState {
@@ -50,13 +60,19 @@ func (b *Bridge) discoveryOptions() discovery.Options {
 
 // discoveryLock describes a lock for discovery. The caller holds l.mu.
 func (l *lockState) discoveryLock() discovery.Lock {
-	d := discovery.Lock{ID: l.id, Name: l.id, Settings: l.b.opts.Settings}
-	if l.info != nil {
-		if l.info.Name != "" {
-			d.Name = l.info.Name
+	return l.b.discoveryLockOf(l.id, l.info)
+}
+
+// discoveryLockOf describes the lock id for discovery. The lock list record
+// info may be nil: a lock known only from webhooks is named by its id.
+func (b *Bridge) discoveryLockOf(id string, info *loqed.Lock) discovery.Lock {
+	d := discovery.Lock{ID: id, Name: id, Settings: b.opts.Settings}
+	if info != nil {
+		if info.Name != "" {
+			d.Name = info.Name
 		}
-		d.Model = l.info.ModelName
-		for _, s := range l.info.SupportedLockStates {
+		d.Model = info.ModelName
+		for _, s := range info.SupportedLockStates {
 			d.SupportedStates = append(d.SupportedStates, string(s))
 		}
 	}
@@ -80,7 +96,20 @@ func (b *Bridge) publishLockDiscovery(l *lockState) {
 	l.mu.Lock()
 	d := l.discoveryLock()
 	l.mu.Unlock()
+	b.publishLockConfigs(d)
+}
 
+// publishRecordDiscovery publishes the configs of a lock from its lock list
+// record, before the lock's states are published: Home Assistant subscribes
+// to the state topics of an entity only once it has its config.
+func (b *Bridge) publishRecordDiscovery(rec *loqed.Lock) {
+	b.publishLockConfigs(b.discoveryLockOf(rec.ID, rec))
+}
+
+func (b *Bridge) publishLockConfigs(d discovery.Lock) {
+	if !b.discovery.ready.Load() {
+		return
+	}
 	for _, m := range discovery.LockMessages(b.discoveryOptions(), d) {
 		b.pub.PublishAsync(m.Topic, m.Payload, true, nil)
 	}
@@ -117,6 +146,8 @@ func (b *Bridge) ownConfigs(ctx context.Context) (map[string][]byte, error) {
 // discovery mode are migrated the way Home Assistant documents, so entities
 // keep their ids and settings.
 func (b *Bridge) cleanupDiscovery(ctx context.Context) {
+	defer b.discovery.ready.Store(true)
+
 	if _, loaded := b.inventory.lastUpdate(); !loaded && b.opts.API != nil {
 		// Without a lock list every lock would look removed. Clearing
 		// configs because an API call failed would delete the user's
@@ -132,14 +163,19 @@ func (b *Bridge) cleanupDiscovery(ctx context.Context) {
 	}
 
 	o := b.discoveryOptions()
-	wanted := make(map[string]bool)
-	for _, m := range discovery.BridgeMessages(o) {
-		wanted[m.Topic] = true
-	}
 	other := o
 	other.Mode = discovery.ModeComponent
 	if o.Mode == discovery.ModeComponent {
 		other.Mode = discovery.ModeDevice
+	}
+
+	wanted := make(map[string]bool)
+	for _, m := range discovery.BridgeMessages(o) {
+		wanted[m.Topic] = true
+	}
+	if hasAny(own, discovery.BridgeMessages(other)) {
+		b.log.Info().Str("from", string(other.Mode)).Str("to", string(o.Mode)).Msg("migrating the discovery configs of the bridge device")
+		b.publishMigration(own, discovery.BridgeMigrationMessages(other.Mode, o.Mode, o))
 	}
 
 	for _, l := range b.allLocks() {
@@ -150,21 +186,11 @@ func (b *Bridge) cleanupDiscovery(ctx context.Context) {
 			wanted[t] = true
 		}
 
-		// Configs of the other mode for a lock still here: migrate.
-		migrate := false
-		for _, t := range discovery.Topics(other, d) {
-			if _, ok := own[t]; ok && !wanted[t] {
-				migrate = true
-			}
-		}
-		if migrate {
+		// Configs of the other mode for a lock still here: migrate, so
+		// that Home Assistant keeps the entity ids and settings.
+		if hasAny(own, discovery.LockMessages(other, d)) {
 			b.log.Info().Str("lock_id", l.id).Str("from", string(other.Mode)).Str("to", string(o.Mode)).Msg("migrating discovery configs")
-			for _, m := range discovery.MigrationMessages(other.Mode, o.Mode, o, d) {
-				b.pub.PublishAsync(m.Topic, m.Payload, true, nil)
-				if len(m.Payload) == 0 {
-					delete(own, m.Topic)
-				}
-			}
+			b.publishMigration(own, discovery.MigrationMessages(other.Mode, o.Mode, o, d))
 		}
 	}
 
@@ -174,6 +200,28 @@ func (b *Bridge) cleanupDiscovery(ctx context.Context) {
 		}
 		b.log.Info().Str("topic", topic).Msg("clearing a discovery config this bridge no longer produces")
 		b.pub.PublishAsync(topic, nil, true, nil)
+	}
+}
+
+// hasAny reports whether one of the topics of msgs has a retained config in
+// own.
+func hasAny(own map[string][]byte, msgs []discovery.Message) bool {
+	for _, m := range msgs {
+		if _, ok := own[m.Topic]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// publishMigration publishes migration messages in their order and removes
+// the topics they clear from own.
+func (b *Bridge) publishMigration(own map[string][]byte, msgs []discovery.Message) {
+	for _, m := range msgs {
+		b.pub.PublishAsync(m.Topic, m.Payload, true, nil)
+		if len(m.Payload) == 0 {
+			delete(own, m.Topic)
+		}
 	}
 }
 
@@ -213,9 +261,14 @@ func (b *Bridge) handleBirth(m Message) {
 	}
 	b.log.Info().Dur("delay", delay).Msg("Home Assistant started; publishing discovery again")
 	ds.birthTimer = time.AfterFunc(delay, func() {
-		if b.ctx.Err() == nil {
-			b.Resync()
+		if b.ctx.Err() != nil {
+			return
 		}
+		// Every lock entity is available only while the bridge state
+		// is online. A broker that lost its retained messages without
+		// a reconnect of this bridge no longer has it.
+		b.pub.PublishAsync(b.topics.bridgeState(), []byte(online), true, nil)
+		b.Resync()
 	})
 }
 
@@ -235,6 +288,13 @@ func (b *Bridge) subscribe(ctx context.Context) error {
 	for _, f := range filters {
 		if err := b.sub.Subscribe(ctx, f, 1, b.routeCommand); err != nil {
 			return err
+		}
+	}
+	if b.opts.SharedGroup != "" {
+		for _, f := range b.mirrorFilters() {
+			if err := b.sub.Subscribe(ctx, f, 1, b.handleMirror); err != nil {
+				return err
+			}
 		}
 	}
 	if b.opts.Discovery {

@@ -45,7 +45,7 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
-// supportURL is where Home Assistant's discovery log points users.
+// supportURL is the support link in the origin block of the discovery configs.
 const supportURL = "https://github.com/loqed2mqtt/loqed2mqtt/issues"
 
 func main() {
