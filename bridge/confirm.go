@@ -125,6 +125,8 @@ func setSetting(m map[string]bool, name string, value bool) map[string]bool {
 // errors and unreachable servers are retried with capped exponential backoff
 // and jitter, and a 429 waits for its Retry-After; other client errors are
 // final at once because repeating the same request cannot change the answer.
+// A 429 whose Retry-After is longer than ConfirmTimeout is final too: the
+// command would run long after anyone asked for it.
 func (b *Bridge) callWithRetry(log zerolog.Logger, endpoint string, retry bool, call func(context.Context) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
@@ -136,6 +138,9 @@ func (b *Bridge) callWithRetry(log zerolog.Logger, endpoint string, retry bool, 
 		wait := b.backoff(attempt)
 		var apiErr *loqed.APIError
 		if errors.As(err, &apiErr) && errors.Is(err, loqed.ErrRateLimited) && apiErr.RetryAfter > 0 {
+			if apiErr.RetryAfter > b.opts.ConfirmTimeout {
+				return err
+			}
 			wait = apiErr.RetryAfter
 		}
 		log.Warn().Err(err).Str("endpoint", endpoint).Int("attempt", attempt).Dur("retry_in", wait).Msg("API call failed; retrying")

@@ -72,6 +72,7 @@ type lockState struct {
 
 	sent       map[string]string // topic -> retained payload last queued
 	recent     []fingerprint     // events seen within the dedup window
+	settles    uint64            // times the confirmed state changed
 	transition *time.Timer       // falls back to the confirmed state
 	waiters    []chan string     // commands waiting for a final state
 
@@ -96,8 +97,9 @@ func (b *Bridge) newLockState(id string) *lockState {
 
 // fingerprint identifies an event for deduplication.
 type fingerprint struct {
-	sum uint64
-	at  time.Time
+	sum     uint64
+	at      time.Time
+	settles uint64 // lockState.settles when the event was accepted
 }
 
 // eventMessage is the JSON payload of <base>/<id>/event.
@@ -131,7 +133,10 @@ func (l *lockState) applyEvent(ev *loqed.Event, at time.Time) bool {
 	defer l.mu.Unlock()
 
 	if l.isDuplicate(ev, at) {
-		return false
+		if !l.awaitedByCommand(ev) {
+			return false
+		}
+		l.recent = append(l.recent, fingerprint{sum: eventSum(ev), at: at})
 	}
 
 	if ev.Kind != loqed.KindReadings {
@@ -175,6 +180,9 @@ func (l *lockState) applyMovement(ev *loqed.Event, at time.Time) {
 
 // settle records a final state and wakes the commands waiting for one.
 func (l *lockState) settle(state string) {
+	if l.confirmed != state {
+		l.settles++
+	}
 	l.state = state
 	l.confirmed = state
 	if l.transition != nil {
@@ -262,8 +270,11 @@ func changedBy(ev *loqed.Event) string {
 	return ""
 }
 
-// isDuplicate reports whether an identical event was accepted within the
-// dedup window, and remembers this one otherwise.
+// isDuplicate reports whether the event is a second delivery of one accepted
+// within the dedup window, and remembers it otherwise. An identical event
+// counts as a copy only while it would not move the lock: a lock locked,
+// unlocked and locked again within the window sends the same events twice,
+// and the second time they are real.
 func (l *lockState) isDuplicate(ev *loqed.Event, at time.Time) bool {
 	sum := eventSum(ev)
 	window := l.b.opts.DedupWindow
@@ -274,7 +285,7 @@ func (l *lockState) isDuplicate(ev *loqed.Event, at time.Time) bool {
 		if at.Sub(f.at) >= window {
 			continue
 		}
-		if f.sum == sum {
+		if f.sum == sum && l.repeats(ev, f) {
 			duplicate = true
 		}
 		kept = append(kept, f)
@@ -283,8 +294,24 @@ func (l *lockState) isDuplicate(ev *loqed.Event, at time.Time) bool {
 	if duplicate {
 		return true
 	}
-	l.recent = append(l.recent, fingerprint{sum: sum, at: at})
+	l.recent = append(l.recent, fingerprint{sum: sum, at: at, settles: l.settles})
 	return false
+}
+
+// repeats reports whether ev, identical to the accepted event f, brings
+// nothing new. A final state the lock is in already is a copy; a GO_TO_STATE
+// event is a copy while the lock has not settled since f, or once it has
+// reached that target. The caller holds l.mu.
+func (l *lockState) repeats(ev *loqed.Event, f fingerprint) bool {
+	switch ev.Kind {
+	case loqed.KindStateChanged:
+		return l.confirmed == string(ev.State)
+	case loqed.KindMotorStall:
+		return l.confirmed == stateJammed
+	case loqed.KindGoToState:
+		return f.settles == l.settles || l.confirmed == string(ev.State)
+	}
+	return true
 }
 
 // publishChanged queues every retained topic whose payload differs from the

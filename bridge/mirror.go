@@ -11,9 +11,16 @@ import "strings"
 // retained value and the shadow converges to what the broker holds.
 
 // mirrorFilters returns the filters of the lock topics an instance follows.
+// They name each topic, because a wildcard over <base>/+/+ would also match
+// the command topics and hand every command to every instance.
 func (b *Bridge) mirrorFilters() []string {
 	base := b.opts.BaseTopic
-	return []string{base + "/+/+", base + "/+/" + suffixSettings + "/+"}
+	filters := make([]string, 0, 8)
+	for _, suffix := range []string{suffixState, suffixAvailability, suffixBattery, suffixBatteryType,
+		suffixWiFiStrength, suffixBLEStrength, suffixLastChangedBy} {
+		filters = append(filters, base+"/+/"+suffix)
+	}
+	return append(filters, base+"/+/"+suffixSettings+"/+")
 }
 
 // handleMirror takes a lock topic published by any instance into the shadow.
