@@ -16,6 +16,10 @@ import (
 // connect and after Close.
 var ErrNotConnected = errors.New("mqtt: not connected")
 
+// errConnectionLost is returned when the connection dropped while waiting for an
+// acknowledgement. The message may or may not have reached the broker.
+var errConnectionLost = fmt.Errorf("%w: connection lost before the broker's acknowledgement arrived", ErrNotConnected)
+
 // ErrAckTimeout is returned when the broker's acknowledgement did not arrive within
 // Options.AckTimeout. The outcome is then unknown: after a reconnect Paho may still
 // deliver the message.
@@ -69,6 +73,11 @@ type Client struct {
 	connected     chan struct{}
 	connectedOnce sync.Once
 
+	// reconnecting is closed when Paho starts a reconnect attempt, which ends the
+	// waits for acknowledgements sent on the lost connection, and then replaced.
+	reconnectingMu sync.Mutex
+	reconnecting   chan struct{}
+
 	mu             sync.RWMutex
 	subs           map[string]*subscription
 	onConnect      []func()
@@ -89,6 +98,7 @@ type connEvent struct {
 }
 
 // New checks opts, loads the TLS files and returns a client that is not yet connected.
+// Close stops the goroutines it starts, also when Connect was never called.
 func New(opts Options) (*Client, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
@@ -114,6 +124,7 @@ func New(opts Options) (*Client, error) {
 		abortAcks:    make(chan struct{}),
 		availability: make(chan struct{}, 1),
 		connected:    make(chan struct{}),
+		reconnecting: make(chan struct{}),
 		subs:         make(map[string]*subscription),
 	}
 	c.log = opts.Logger.With().Str("broker", c.urlText).Str("client_id", opts.ClientID).Logger()
@@ -136,7 +147,9 @@ func New(opts Options) (*Client, error) {
 		SetDefaultPublishHandler(c.route).
 		SetOnConnectHandler(func(paho.Client) { c.events.push(connEvent{}) }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { c.events.push(connEvent{lost: true, err: err}) }).
-		SetConnectionNotificationHandler(c.noteConnection)
+		SetConnectionNotificationHandler(c.noteConnection).
+		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) { c.noteReconnecting() }).
+		SetStore(discardStore{})
 	if tlsConfig != nil {
 		po.SetTLSConfig(tlsConfig)
 	}
@@ -170,7 +183,8 @@ func (c *Client) OnConnectionLost(f func(error)) {
 
 // Connect starts connecting and retries until the first connect succeeds, then returns
 // nil. When ctx ends first, it stops trying and returns an error wrapping ctx.Err() and
-// the last connection error. Connect may be called once.
+// the last connection error; Close makes it return an error wrapping ErrNotConnected.
+// Connect may be called once.
 func (c *Client) Connect(ctx context.Context) error {
 	c.mu.Lock()
 	switch {
@@ -190,6 +204,8 @@ func (c *Client) Connect(ctx context.Context) error {
 	select {
 	case <-c.connected:
 		return nil
+	case <-c.ctx.Done():
+		return fmt.Errorf("failed to connect to MQTT broker %s: %w", c.urlText, ErrNotConnected)
 	case <-token.Done():
 		if err := token.Error(); err != nil {
 			return fmt.Errorf("failed to connect to MQTT broker %s: %w", c.urlText, err)
@@ -199,6 +215,8 @@ func (c *Client) Connect(ctx context.Context) error {
 		select {
 		case <-c.connected:
 			return nil
+		case <-c.ctx.Done():
+			return fmt.Errorf("failed to connect to MQTT broker %s: %w", c.urlText, ErrNotConnected)
 		case <-ctx.Done():
 		}
 	case <-ctx.Done():
@@ -244,6 +262,22 @@ func (c *Client) noteConnection(_ paho.Client, n paho.ConnectionNotification) {
 			c.log.Warn().Err(n.Reason).Int("attempt", attempt).Msg("Connection attempt to the MQTT broker failed; retrying")
 		}
 	}
+}
+
+// noteReconnecting ends the acknowledgement waits of the lost connection. Paho calls it
+// before every reconnect attempt, so a new connection never exists at that moment.
+func (c *Client) noteReconnecting() {
+	c.reconnectingMu.Lock()
+	defer c.reconnectingMu.Unlock()
+	close(c.reconnecting)
+	c.reconnecting = make(chan struct{})
+}
+
+// connectionLost returns a channel that is closed once the current connection is lost.
+func (c *Client) connectionLost() <-chan struct{} {
+	c.reconnectingMu.Lock()
+	defer c.reconnectingMu.Unlock()
+	return c.reconnecting
 }
 
 // runEvents handles connects and connection losses in the order Paho reported them.

@@ -236,6 +236,59 @@ func TestClient_WillRetainedWhileDown(t *testing.T) {
 	}
 }
 
+func TestClient_PublishAckTimeout(t *testing.T) {
+	b := harness.StartBroker(t, harness.BrokerOptions{})
+	p := startProxy(t, b.Addr())
+	c, _ := newClient(t, "tcp://"+p.addr, func(o *mqtt.Options) { o.AckTimeout = 300 * time.Millisecond })
+	connect(t, c)
+
+	p.hold()
+	err := c.Publish(t.Context(), "x", []byte("no ack"), false)
+	if !errors.Is(err, mqtt.ErrAckTimeout) {
+		t.Errorf("Publish() without a PUBACK error = %v; want ErrAckTimeout", err)
+	}
+
+	done := make(chan error, 1)
+	c.PublishAsync("x", []byte("no ack"), false, func(err error) { done <- err })
+	if err := receive(t, done, "PublishAsync outcome"); !errors.Is(err, mqtt.ErrAckTimeout) {
+		t.Errorf("PublishAsync() without a PUBACK reported %v; want ErrAckTimeout", err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.Publish(ctx, "x", []byte("no ack"), false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Publish() with an ending context error = %v; want context.DeadlineExceeded", err)
+	}
+	p.release()
+}
+
+func TestClient_PublishConnectionLost(t *testing.T) {
+	b := harness.StartBroker(t, harness.BrokerOptions{})
+	p := startProxy(t, b.Addr())
+	c, _ := newClient(t, "tcp://"+p.addr, func(o *mqtt.Options) { o.AckTimeout = time.Minute })
+	connect(t, c)
+
+	rec := harness.NewRecorder(t, b.URL(), "x")
+
+	p.hold()
+	syncDone := make(chan error, 1)
+	go func() { syncDone <- c.Publish(context.Background(), "x", []byte("sync"), false) }()
+	asyncDone := make(chan error, 1)
+	c.PublishAsync("x", []byte("async"), false, func(err error) { asyncDone <- err })
+
+	// Both messages reached the broker; only their PUBACKs are held back.
+	rec.WaitPayload(t, waitTimeout, "x", "sync")
+	rec.WaitPayload(t, waitTimeout, "x", "async")
+	p.cut()
+	p.release()
+	if err := receive(t, syncDone, "Publish outcome after the connection loss"); !errors.Is(err, mqtt.ErrNotConnected) {
+		t.Errorf("Publish() cut off before its PUBACK error = %v; want ErrNotConnected", err)
+	}
+	if err := receive(t, asyncDone, "PublishAsync outcome after the connection loss"); !errors.Is(err, mqtt.ErrNotConnected) {
+		t.Errorf("PublishAsync() cut off before its PUBACK reported %v; want ErrNotConnected", err)
+	}
+}
+
 // proxy forwards TCP connections to a broker and can cut them all, so a test can make
 // a connection die on the broker's side.
 type proxy struct {
@@ -245,6 +298,7 @@ type proxy struct {
 	mu       sync.Mutex
 	listener net.Listener
 	conns    []net.Conn
+	resume   chan struct{} // while open, nothing flows from the broker to the client
 }
 
 func startProxy(t *testing.T, target string) *proxy {
@@ -252,7 +306,10 @@ func startProxy(t *testing.T, target string) *proxy {
 
 	p := &proxy{addr: fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), target: target}
 	p.listen(t)
-	t.Cleanup(p.cut)
+	t.Cleanup(func() {
+		p.release()
+		p.cut()
+	})
 	return p
 }
 
@@ -283,8 +340,8 @@ func (p *proxy) listen(t *testing.T) {
 			p.conns = append(p.conns, client, upstream)
 			p.mu.Unlock()
 
-			go pipe(client, upstream)
 			go pipe(upstream, client)
+			go pipe(client, &heldReader{p: p, r: upstream})
 		}
 	}()
 }
@@ -304,7 +361,43 @@ func (p *proxy) cut() {
 	p.conns = nil
 }
 
-func pipe(dst, src net.Conn) {
+// hold stops forwarding from the broker to the client, so acknowledgements stay away.
+func (p *proxy) hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.resume = make(chan struct{})
+}
+
+// release ends hold.
+func (p *proxy) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.resume != nil {
+		close(p.resume)
+		p.resume = nil
+	}
+}
+
+// heldReader delivers what it read only while the proxy is not held.
+type heldReader struct {
+	p *proxy
+	r net.Conn
+}
+
+func (h *heldReader) Read(b []byte) (int, error) {
+	n, err := h.r.Read(b)
+	h.p.mu.Lock()
+	resume := h.p.resume
+	h.p.mu.Unlock()
+	if resume != nil {
+		<-resume
+	}
+	return n, err
+}
+
+func (h *heldReader) Close() error { return h.r.Close() }
+
+func pipe(dst io.WriteCloser, src io.ReadCloser) {
 	_, _ = io.Copy(dst, src)
 	dst.Close()
 	src.Close()
@@ -626,5 +719,22 @@ func TestClient_Credentials(t *testing.T) {
 		if strings.Contains(logs, password) {
 			t.Errorf("log contains the password:\n%s", logs)
 		}
+	}
+}
+
+func TestClient_CloseEndsConnect(t *testing.T) {
+	url := fmt.Sprintf("tcp://127.0.0.1:%d", harness.FreePort(t))
+	c, _ := newClient(t, url, nil)
+
+	result := make(chan error, 1)
+	go func() { result <- c.Connect(context.Background()) }()
+
+	// Connect may begin before or after Close; either way it must end with
+	// ErrNotConnected instead of retrying forever.
+	if err := c.Close(t.Context()); err != nil {
+		t.Errorf("Close() during Connect error = %v; want nil", err)
+	}
+	if err := receive(t, result, "Connect outcome after Close"); !errors.Is(err, mqtt.ErrNotConnected) {
+		t.Errorf("Connect() ended by Close error = %v; want ErrNotConnected", err)
 	}
 }

@@ -2,15 +2,15 @@ package mqtt
 
 import "sync"
 
-// fifo is an unbounded first-in first-out queue for one consumer goroutine. Producers
-// never block, which is what lets Paho's goroutines hand work over without waiting
-// for a slow consumer.
+// fifo is an unbounded first-in first-out queue for one consumer goroutine. A push
+// only takes a short lock, so Paho's goroutines hand messages over without waiting for
+// a slow consumer.
 type fifo[T any] struct {
 	mu    sync.Mutex
 	items []T
 
-	// ready has room for one pending wake-up: a push that finds it full knows the
-	// consumer is already due to look at the queue.
+	// ready buffers one wake-up. A push that finds it full skips the send, because
+	// the consumer has not yet taken the earlier wake-up and will see the new item.
 	ready chan struct{}
 }
 

@@ -1,7 +1,7 @@
-// Package mqtt is the bridge's MQTT client: a thin layer over the Eclipse Paho client
-// that connects with a last will, restores subscriptions after every reconnect, publishes
-// with QoS 1 and waits for the broker's PUBACK, and runs message handlers on goroutines
-// of its own so a slow handler never stalls Paho's network loop.
+// Package mqtt is the bridge's MQTT client, a thin layer over the Eclipse Paho client.
+// It connects with a last will and restores subscriptions after every reconnect. It
+// publishes with QoS 1 and waits for the broker's PUBACK. Message handlers run on
+// goroutines of their own, so a slow handler does not stall Paho's network loop.
 package mqtt
 
 import (

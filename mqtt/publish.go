@@ -15,12 +15,16 @@ type ackEntry struct {
 	token    paho.Token
 	err      error
 	deadline time.Time
+	lost     <-chan struct{}
 	done     func(error)
 }
 
-// Publish sends payload to topic with QoS 1 and waits for the broker's PUBACK. It
-// returns ErrNotConnected at once while the connection is down, ErrAckTimeout when no
-// PUBACK arrived within Options.AckTimeout, or ctx.Err() when ctx ends first.
+// Publish sends payload to topic with QoS 1 and waits for the broker's PUBACK.
+//
+// It returns ErrNotConnected at once while the connection is down. When the connection
+// drops before the PUBACK, it returns an error wrapping ErrNotConnected, and the message
+// may or may not have arrived because it is not resent. It returns ErrAckTimeout when no
+// PUBACK arrived within Options.AckTimeout, and ctx.Err() when ctx ends first.
 //
 // Publish waits for one acknowledgement only. Callers that send several messages in a
 // row should use PublishAsync, because a broker with Nagle's algorithm on (Mosquitto's
@@ -33,27 +37,30 @@ func (c *Client) Publish(ctx context.Context, topic string, payload []byte, reta
 }
 
 func (c *Client) publish(ctx context.Context, topic string, payload []byte, retained bool) error {
+	lost := c.connectionLost()
 	if !c.paho.IsConnectionOpen() {
 		return ErrNotConnected
 	}
 	token := c.paho.Publish(topic, 1, retained, clone(payload))
-	if err := c.waitToken(ctx, token, time.Now().Add(c.opts.AckTimeout)); err != nil {
+	if err := c.waitToken(ctx, token, time.Now().Add(c.opts.AckTimeout), lost); err != nil {
 		return fmt.Errorf("failed to publish to %q: %w", topic, err)
 	}
 	return nil
 }
 
 // PublishAsync sends payload to topic with QoS 1 without waiting for the PUBACK.
-// Messages published from one goroutine go on the wire in call order. done, which may
-// be nil, is called exactly once with the outcome: nil, ErrNotConnected, ErrAckTimeout
-// or Paho's error. One goroutine of the client calls every done in call order, so done
-// must return quickly.
+// Messages published from one goroutine go on the wire in call order.
+//
+// done, which may be nil, is called exactly once with the outcome, as Publish reports
+// it: nil, ErrNotConnected, ErrAckTimeout or Paho's error. One goroutine of the client
+// calls every done in call order, so done must return quickly. After Close, done runs
+// on a goroutine of its own with ErrNotConnected.
 func (c *Client) PublishAsync(topic string, payload []byte, retained bool, done func(error)) {
 	if done == nil {
 		done = func(error) {}
 	}
 
-	entry := ackEntry{done: done, err: ErrNotConnected}
+	entry := ackEntry{done: done, err: ErrNotConnected, lost: c.connectionLost()}
 	if c.paho.IsConnectionOpen() {
 		entry.token = c.paho.Publish(topic, 1, retained, clone(payload))
 		entry.deadline = time.Now().Add(c.opts.AckTimeout)
@@ -97,7 +104,7 @@ func (c *Client) runAckWatcher() {
 func (c *Client) resolve(e ackEntry) {
 	err := e.err
 	if e.token != nil {
-		err = c.waitToken(context.Background(), e.token, e.deadline)
+		err = c.waitToken(context.Background(), e.token, e.deadline, e.lost)
 		if err != nil {
 			err = fmt.Errorf("failed to publish: %w", err)
 		}
@@ -120,9 +127,9 @@ func (c *Client) drainAcks(ctx context.Context) error {
 	}
 }
 
-// waitToken waits for token until deadline, ctx or Close ends the wait, and maps Paho's
-// errors to this package's.
-func (c *Client) waitToken(ctx context.Context, token paho.Token, deadline time.Time) error {
+// waitToken waits for token until deadline, ctx, the loss of the connection or Close
+// ends the wait, and maps Paho's errors to this package's.
+func (c *Client) waitToken(ctx context.Context, token paho.Token, deadline time.Time, lost <-chan struct{}) error {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 
@@ -137,6 +144,8 @@ func (c *Client) waitToken(ctx context.Context, token paho.Token, deadline time.
 		return nil
 	case <-timer.C:
 		return ErrAckTimeout
+	case <-lost:
+		return errConnectionLost
 	case <-c.abortAcks:
 		return ErrAckTimeout
 	case <-ctx.Done():

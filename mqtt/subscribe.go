@@ -87,8 +87,9 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte, h Handl
 
 // subscribe sends one SUBSCRIBE packet for filters and returns the granted QoS per filter.
 func (c *Client) subscribe(ctx context.Context, filters map[string]byte) (map[string]byte, error) {
+	lost := c.connectionLost()
 	token := c.paho.SubscribeMultiple(filters, nil)
-	if err := c.waitToken(ctx, token, time.Now().Add(c.opts.AckTimeout)); err != nil {
+	if err := c.waitToken(ctx, token, time.Now().Add(c.opts.AckTimeout), lost); err != nil {
 		return nil, fmt.Errorf("failed to subscribe to %v: %w", sortedKeys(filters), err)
 	}
 	return token.(*paho.SubscribeToken).Result(), nil
@@ -120,8 +121,9 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) error {
 		return nil
 	}
 
+	lost := c.connectionLost()
 	token := c.paho.Unsubscribe(filters...)
-	if err := c.waitToken(ctx, token, time.Now().Add(c.opts.AckTimeout)); err != nil {
+	if err := c.waitToken(ctx, token, time.Now().Add(c.opts.AckTimeout), lost); err != nil {
 		return fmt.Errorf("failed to unsubscribe from %q: %w", filters, err)
 	}
 	c.log.Info().Strs("filters", filters).Msg("Unsubscribed")

@@ -5,11 +5,11 @@ import "strings"
 // sharePrefix starts a shared subscription filter: $share/<group>/<filter>.
 const sharePrefix = "$share/"
 
-// TopicMatches reports whether topic matches filter under the MQTT rules: '+' matches
-// exactly one level, '#' as the last level matches its parent and every level below
-// [MQTT-4.7.1-2], and a filter starting with a wildcard does not match a topic starting
-// with '$' [MQTT-4.7.2-1]. The $share/<group>/ prefix of a shared subscription is
-// ignored. An invalid filter or topic matches nothing.
+// TopicMatches reports whether topic matches filter under the MQTT 3.1.1 rules. '+'
+// matches exactly one level, and '#' as the last level matches its parent and every
+// level below [MQTT-4.7.1-2]. A filter starting with a wildcard does not match a topic
+// starting with '$' [MQTT-4.7.2-1]. The $share/<group>/ prefix of a shared subscription
+// is ignored, and an invalid filter or topic matches nothing.
 func TopicMatches(filter, topic string) bool {
 	filter, ok := stripShare(filter)
 	if !ok || !validFilter(filter) || !validTopic(topic) {

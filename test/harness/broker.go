@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -177,9 +178,11 @@ func FreePort(tb testing.TB) int {
 }
 
 // mosquittoBinary returns the path of the local mosquitto binary, or "" when none is
-// installed.
-func mosquittoBinary() string {
-	if p, err := execLookPath("mosquitto"); err == nil {
+// installed. It is a variable so that a test can simulate a machine without one.
+var mosquittoBinary = findMosquittoBinary
+
+func findMosquittoBinary() string {
+	if p, err := exec.LookPath("mosquitto"); err == nil {
 		return p
 	}
 	const debianPath = "/usr/sbin/mosquitto"
@@ -189,10 +192,10 @@ func mosquittoBinary() string {
 	return ""
 }
 
-// writeConfig writes mosquitto.conf and, with credentials, a password file and returns
-// the configuration's path. listenAddr is "127.0.0.1" for a local process and
-// "0.0.0.0" inside a container; confDir is the directory the broker reads the files
-// from, which differs from b.dir inside a container.
+// writeConfig writes mosquitto.conf and, with credentials, a password file into b.dir
+// and returns the configuration's path. listenAddr is "127.0.0.1" for a local process
+// and "0.0.0.0" inside a container. confDir is the directory the broker reads the files
+// from, which is not b.dir inside a container.
 func (b *Broker) writeConfig(port int, listenAddr, confDir string, dropRoot bool) (string, error) {
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "listener %d %s\n", port, listenAddr)

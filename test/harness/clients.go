@@ -130,7 +130,7 @@ func (r *Recorder) Messages() []Message {
 	return append([]Message(nil), r.messages...)
 }
 
-// Reset forgets the messages recorded so far, so the next WaitFor only sees later ones.
+// Reset discards the messages recorded so far, so the next WaitFor only sees later ones.
 func (r *Recorder) Reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()

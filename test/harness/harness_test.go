@@ -177,6 +177,31 @@ func TestRecorder_WaitForTimesOut(t *testing.T) {
 	}
 }
 
+func TestStartBroker_NoBrokerAvailable(t *testing.T) {
+	// Without a mosquitto binary StartBroker tries Docker, which this machine may lack.
+	// Either way it must start a broker or fail the test with a clear message.
+	saved := mosquittoBinary
+	mosquittoBinary = func() string { return "" }
+	t.Cleanup(func() { mosquittoBinary = saved })
+
+	fake := &fatalRecorder{TB: t}
+	done := make(chan *Broker, 1)
+	go func() {
+		defer close(done)
+		done <- StartBroker(fake, BrokerOptions{})
+	}()
+	b := <-done
+
+	if b != nil {
+		Publish(t, b.URL(), "docker", "works", false)
+		return
+	}
+	if !strings.Contains(fake.message, "no mosquitto binary in PATH or /usr/sbin") || !strings.Contains(fake.message, "testcontainers") {
+		t.Errorf("StartBroker failure message = %q; want it to name both missing ways to start Mosquitto", fake.message)
+	}
+	t.Logf("StartBroker failure message: %s", fake.message)
+}
+
 func TestFreePort(t *testing.T) {
 	port := FreePort(t)
 	if port <= 0 || port > 65535 {

@@ -14,10 +14,6 @@ import (
 	"time"
 )
 
-// execLookPath finds executables; a variable so that tests can simulate a machine
-// without mosquitto.
-var execLookPath = exec.LookPath
-
 const (
 	// startTimeout bounds one start of a local broker; it usually takes milliseconds.
 	startTimeout = 10 * time.Second
