@@ -23,10 +23,10 @@ type discoveryState struct {
 	birthTimer *time.Timer
 
 	// ready is set once Start has cleaned up and migrated the retained
-	// configs. Before that a lock's configs are not published on their own:
-	// in a new mode they would reach Home Assistant before the
+	// configs. Until then a lock's configs are not published on their own,
+	// because configs in a new mode would reach Home Assistant before the
 	// migrate_discovery message of the old mode, and Home Assistant would
-	// reject their unique_ids as taken. Start publishes every config once
+	// reject their unique_ids as taken. Start publishes every config after
 	// it sets ready.
 	ready atomic.Bool
 }
@@ -64,7 +64,7 @@ func (l *lockState) discoveryLock() discovery.Lock {
 }
 
 // discoveryLockOf describes the lock id for discovery. The lock list record
-// info may be nil: a lock known only from webhooks is named by its id.
+// info is nil for a lock known only from webhooks, which is named by its id.
 func (b *Bridge) discoveryLockOf(id string, info *loqed.Lock) discovery.Lock {
 	d := discovery.Lock{ID: id, Name: id, Settings: b.opts.Settings}
 	if info != nil {
@@ -99,9 +99,10 @@ func (b *Bridge) publishLockDiscovery(l *lockState) {
 	b.publishLockConfigs(d)
 }
 
-// publishRecordDiscovery publishes the configs of a lock from its lock list
-// record, before the lock's states are published: Home Assistant subscribes
-// to the state topics of an entity only once it has its config.
+// publishRecordDiscovery publishes the configs of a new lock from its lock
+// list record. The caller publishes them before the lock's states, because
+// Home Assistant subscribes to an entity's state topics only once it has the
+// entity's config.
 func (b *Bridge) publishRecordDiscovery(rec *loqed.Lock) {
 	b.publishLockConfigs(b.discoveryLockOf(rec.ID, rec))
 }
