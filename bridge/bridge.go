@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loqed2mqtt/loqed2mqtt/discovery"
@@ -46,6 +47,11 @@ type Message struct {
 // arrival order and never on the MQTT library's own goroutines.
 type Subscriber interface {
 	Subscribe(ctx context.Context, filter string, qos byte, handle func(Message)) error
+
+	// SubscribeGroup subscribes to several filters in one SUBSCRIBE packet
+	// with one handler that sees their messages in arrival order.
+	SubscribeGroup(ctx context.Context, filters []string, qos byte, handle func(Message)) error
+
 	Unsubscribe(ctx context.Context, filters ...string) error
 }
 
@@ -179,7 +185,8 @@ func (o *Options) setDefaults() {
 // Bridge connects LOQED webhooks and API calls with MQTT topics.
 type Bridge struct {
 	opts    Options
-	pub     Publisher
+	pub     Publisher // b.out, or nil without a publisher
+	out     *outbox
 	sub     Subscriber
 	log     zerolog.Logger
 	metrics *metrics
@@ -194,6 +201,11 @@ type Bridge struct {
 	queued    *eventQueue
 	discovery *discoveryState
 	inventory *inventory
+
+	// holding is set until Start has published the discovery configs: lock
+	// states wait for them, as Home Assistant needs a config before its
+	// states, and Start then publishes every state once.
+	holding atomic.Bool
 
 	dropLog     onceEvery // rate-limits the log line of dropped events
 	retainedLog onceEvery // rate-limits the log line of retained commands
@@ -236,9 +248,14 @@ func New(opts Options, pub Publisher, sub Subscriber) (*Bridge, error) {
 	b.metrics = m
 	b.metrics.budgetRemaining.Set(float64(opts.ListBudget))
 	b.queued = newEventQueue(opts.EventQueueLimit)
+	if pub != nil {
+		b.out = newOutbox(pub)
+		b.pub = b.out
+	}
 	b.discovery = newDiscoveryState()
 	b.inventory = &inventory{}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.holding.Store(true)
 	return b, nil
 }
 
@@ -259,15 +276,31 @@ func (b *Bridge) Start(ctx context.Context) error {
 		b.removeOwnDiscovery(ctx)
 	}
 
+	// The snapshots above subscribe to and unsubscribe from the same
+	// filters, so the lock topics are followed only after them.
+	if b.opts.SharedGroup != "" {
+		if err := b.sub.SubscribeGroup(ctx, b.mirrorFilters(), 1, b.handleMirror); err != nil {
+			return err
+		}
+	}
+
+	// Configs first, then every state, once. The broker acknowledges QoS 1
+	// messages in order, so once the version published last is
+	// acknowledged, everything before it is on the broker.
+	b.holding.Store(false)
 	b.Resync()
+	if err := b.pub.Publish(ctx, b.topics.bridgeVersion(), []byte(b.opts.Version), true); err != nil {
+		b.log.Warn().Err(err).Msg("the broker did not acknowledge the initial state; it is published again after the next connect")
+	}
 
 	b.wg.Add(1)
 	go b.maintain()
 	return nil
 }
 
-// Close stops background work and waits for the commands under way, at most
-// until ctx ends. Webhooks received after Close are rejected.
+// Close stops background work, waits for the commands under way and then
+// for the broker to acknowledge every queued event message, at most until
+// ctx ends. Webhooks received after Close are rejected.
 func (b *Bridge) Close(ctx context.Context) error {
 	b.cancel()
 
@@ -278,10 +311,24 @@ func (b *Bridge) Close(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("bridge: shutdown: %w", ctx.Err())
 	}
+
+	// Events go out one at a time per lock, so some may still wait for
+	// their turn; a lock whose send failed gets one more try.
+	if b.pub.IsConnected() {
+		b.resyncDirty()
+	}
+	if err := b.queued.waitEmpty(ctx); err != nil {
+		return fmt.Errorf("bridge: shutdown: %w", err)
+	}
+	if b.out != nil {
+		if err := b.out.flush(ctx); err != nil {
+			return fmt.Errorf("bridge: shutdown: %w", err)
+		}
+	}
+	return nil
 }
 
 // maintain republishes locks whose last publish failed and re-reads a stale

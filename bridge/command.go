@@ -61,6 +61,9 @@ type lockCommand struct {
 	code  string // PIN, when COMMAND_PIN is set
 }
 
+// maxCorrelationID is the longest correlation id a JSON command may carry.
+const maxCorrelationID = 128
+
 // errInvalidCommand marks payloads that are not a command.
 var errInvalidCommand = errors.New("invalid command")
 
@@ -104,25 +107,25 @@ func parseLockCommand(payload []byte) (lockCommand, error) {
 	var c lockCommand
 	switch {
 	case body.State != nil && body.Action != nil:
-		return c, fmt.Errorf("%w: give either state or action, not both", errInvalidCommand)
+		return lockCommand{}, fmt.Errorf("%w: give either state or action, not both", errInvalidCommand)
 	case body.State != nil:
 		s, err := parseStateWord(*body.State)
 		if err != nil {
-			return c, err
+			return lockCommand{}, err
 		}
 		c.state = s
 	case body.Action != nil:
 		s, err := parseStateWord(*body.Action)
 		if err != nil {
-			return c, err
+			return lockCommand{}, err
 		}
 		c.state = s
 	default:
-		return c, fmt.Errorf("%w: missing state", errInvalidCommand)
+		return lockCommand{}, fmt.Errorf("%w: missing state", errInvalidCommand)
 	}
 	if body.ID != nil {
-		if len(*body.ID) > 128 {
-			return c, fmt.Errorf("%w: id longer than 128 characters", errInvalidCommand)
+		if len(*body.ID) > maxCorrelationID {
+			return lockCommand{}, fmt.Errorf("%w: id longer than %d bytes", errInvalidCommand, maxCorrelationID)
 		}
 		c.id = *body.ID
 	}
@@ -326,6 +329,22 @@ func (l *lockState) supports(s loqed.BoltState) bool {
 	return l.info.Supports(s)
 }
 
+// awaitedByCommand reports whether an event moves the lock towards the target
+// of a command that is waiting for its confirmation. Such an event is a real
+// repeat even when an identical one arrived within the dedup window: the
+// commands night_lock, day_lock, night_lock in quick succession produce two
+// identical STATE_CHANGED_NIGHT_LOCK webhooks, and dropping the second would
+// leave the lock shown as day_lock. The caller holds l.mu.
+func (l *lockState) awaitedByCommand(ev *loqed.Event) bool {
+	if len(l.waiters) == 0 || !ev.State.Valid() {
+		return false
+	}
+	if ev.Kind != loqed.KindStateChanged && ev.Kind != loqed.KindGoToState {
+		return false
+	}
+	return l.state == transitional(ev.State)
+}
+
 // maxQueuedCommands bounds the commands waiting per lock. A lock takes
 // seconds to move, so a longer queue only means commands that run long
 // after anyone wanted them.
@@ -404,6 +423,13 @@ func (b *Bridge) runLockCommand(l *lockState, c lockCommand) {
 	// before the API answers still counts.
 	finals, alreadyThere := l.beginCommand(c.state)
 	defer l.endCommand(finals)
+
+	// The moving state goes to the MQTT client before the call, so that it
+	// cannot reach the broker after the final state that another instance
+	// publishes from the webhook the call causes.
+	if b.out != nil {
+		b.out.waitHandedOver(b.ctx, b.out.queued())
+	}
 
 	err := b.callWithRetry(log, "bolt_state", c.state != loqed.StateOpen, func(ctx context.Context) error {
 		return b.opts.API.SetBoltState(ctx, l.id, c.state)

@@ -49,31 +49,44 @@ func (b *Bridge) awaitConfirmation(l *lockState, c lockCommand, finals chan stri
 	timer := time.NewTimer(b.opts.ConfirmTimeout)
 	defer timer.Stop()
 
-	select {
-	case state := <-finals:
-		switch state {
-		case command:
-			log.Info().Msg("command confirmed")
-			b.publishResult(l.id, commandResult{ID: c.id, Command: command, OK: true, Status: statusConfirmed})
-		case stateJammed:
-			log.Warn().Msg("motor stalled while running the command")
-			b.publishResult(l.id, commandResult{ID: c.id, Command: command, Status: statusFailed, Error: "The motor stalled: check the door and the lock.", Code: codeJammed})
-		default:
-			log.Warn().Str("state", state).Msg("lock reached another state than the command asked for")
-			b.publishResult(l.id, commandResult{ID: c.id, Command: command, Status: statusNotConfirmed, Error: fmt.Sprintf("The lock reached %s instead of %s.", state, command), Code: codeMismatch})
+	// Another final state can come first: a command from another instance,
+	// or a hand on the knob. The lock may still reach the target after it,
+	// so only the timeout ends the wait.
+	reached := ""
+	for {
+		select {
+		case state := <-finals:
+			switch state {
+			case command:
+				log.Info().Msg("command confirmed")
+				b.publishResult(l.id, commandResult{ID: c.id, Command: command, OK: true, Status: statusConfirmed})
+				return
+			case stateJammed:
+				log.Warn().Msg("motor stalled while running the command")
+				b.publishResult(l.id, commandResult{ID: c.id, Command: command, Status: statusFailed, Error: "The motor stalled: check the door and the lock.", Code: codeJammed})
+				return
+			}
+			reached = state
+
+		case <-timer.C:
+			if reached != "" {
+				log.Warn().Str("state", reached).Msg("lock reached another state than the command requested")
+				b.publishResult(l.id, commandResult{ID: c.id, Command: command, Status: statusNotConfirmed, Error: fmt.Sprintf("The lock reached %s instead of %s.", reached, command), Code: codeMismatch})
+				return
+			}
+			l.mu.Lock()
+			l.revert()
+			l.mu.Unlock()
+			log.Warn().Dur("timeout", b.opts.ConfirmTimeout).Msg("no webhook confirmed the command")
+			b.publishResult(l.id, commandResult{ID: c.id, Command: command, Status: statusNotConfirmed,
+				Error: fmt.Sprintf("No webhook confirmed the command within %s: check that LOQED's webhook reaches the bridge.", b.opts.ConfirmTimeout), Code: codeTimeout})
+			b.refreshInBackground("command not confirmed")
+			return
+
+		case <-b.ctx.Done():
+			b.publishResult(l.id, commandResult{ID: c.id, Command: command, Status: statusNotConfirmed, Error: "The bridge shut down before the lock confirmed the command.", Code: codeShutdown})
+			return
 		}
-
-	case <-timer.C:
-		l.mu.Lock()
-		l.revert()
-		l.mu.Unlock()
-		log.Warn().Dur("timeout", b.opts.ConfirmTimeout).Msg("no webhook confirmed the command")
-		b.publishResult(l.id, commandResult{ID: c.id, Command: command, Status: statusNotConfirmed,
-			Error: fmt.Sprintf("No webhook confirmed the command within %s: check that LOQED's webhook reaches the bridge.", b.opts.ConfirmTimeout), Code: codeTimeout})
-		b.refreshInBackground("command not confirmed")
-
-	case <-b.ctx.Done():
-		b.publishResult(l.id, commandResult{ID: c.id, Command: command, Status: statusNotConfirmed, Error: "The bridge shut down before the lock confirmed the command.", Code: codeShutdown})
 	}
 }
 

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -123,14 +124,40 @@ func (b *Bridge) removeLockDiscovery(l *lockState) {
 	}
 }
 
+// componentPlatforms are the platforms of the bridge's single-component
+// configs.
+var componentPlatforms = []string{"lock", "sensor", "binary_sensor", "event", "switch", "button"}
+
 // ownConfigs reads the retained discovery configs that point into the base
-// topic.
+// topic: the device-based configs under <prefix>/device/ and the
+// single-component configs of the platforms the bridge uses. A platform with
+// more retained configs than the broker sends one client at once (other
+// integrations' sensors, say) is read again for the bridge's own node ids
+// only.
+// NOTE: in that case a single-component config of a lock the bridge no
+// longer knows at all (no retained topic left under the base topic) is not
+// found.
 func (b *Bridge) ownConfigs(ctx context.Context) (map[string][]byte, error) {
 	prefix := b.opts.DiscoveryPrefix
-	retained, err := b.snapshot(ctx, prefix+"/#", prefix+"/loqed2mqtt_sync/"+b.BridgeID())
+	retained, err := b.snapshot(ctx, prefix+"/device/+/config")
 	if err != nil {
 		return nil, err
 	}
+
+	for _, platform := range componentPlatforms {
+		part, err := b.snapshot(ctx, prefix+"/"+platform+"/+/+/config")
+		if errors.Is(err, errSnapshotIncomplete) {
+			b.log.Warn().Str("platform", platform).Msg("too many retained discovery configs to read at once; reading the bridge's own only")
+			part, err = b.nodeConfigs(ctx, platform)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for topic, payload := range part {
+			retained[topic] = payload
+		}
+	}
+
 	o := b.discoveryOptions()
 	own := make(map[string][]byte)
 	for topic, payload := range retained {
@@ -139,6 +166,56 @@ func (b *Bridge) ownConfigs(ctx context.Context) (map[string][]byte, error) {
 		}
 	}
 	return own, nil
+}
+
+// nodeConfigs reads the single-component configs of one platform whose node
+// id belongs to the bridge or to a lock it knows.
+func (b *Bridge) nodeConfigs(ctx context.Context, platform string) (map[string][]byte, error) {
+	component := b.discoveryOptions()
+	component.Mode = discovery.ModeComponent
+	nodes := []string{}
+	if msgs := discovery.BridgeMessages(component); len(msgs) > 0 {
+		nodes = append(nodes, nodeOf(msgs[0].Topic))
+	}
+	for _, l := range b.allLocks() {
+		l.mu.Lock()
+		d := l.discoveryLock()
+		l.mu.Unlock()
+		if topics := discovery.Topics(component, d); len(topics) > 0 {
+			nodes = append(nodes, nodeOf(topics[0]))
+		}
+	}
+
+	// A lock has at most a few configs per platform.
+	const nodesPerSnapshot = 100
+	retained := make(map[string][]byte)
+	for len(nodes) > 0 {
+		n := min(len(nodes), nodesPerSnapshot)
+		filters := make([]string, 0, n)
+		for _, node := range nodes[:n] {
+			filters = append(filters, b.opts.DiscoveryPrefix+"/"+platform+"/"+node+"/+/config")
+		}
+		nodes = nodes[n:]
+
+		part, err := b.snapshot(ctx, filters...)
+		if err != nil {
+			return nil, err
+		}
+		for topic, payload := range part {
+			retained[topic] = payload
+		}
+	}
+	return retained, nil
+}
+
+// nodeOf returns the node id level of a single-component config topic,
+// <prefix>/<platform>/<node id>/<object id>/config.
+func nodeOf(topic string) string {
+	levels := strings.Split(topic, "/")
+	if len(levels) < 5 {
+		return ""
+	}
+	return levels[len(levels)-3]
 }
 
 // cleanupDiscovery clears the retained configs under the discovery prefix
@@ -289,13 +366,6 @@ func (b *Bridge) subscribe(ctx context.Context) error {
 	for _, f := range filters {
 		if err := b.sub.Subscribe(ctx, f, 1, b.routeCommand); err != nil {
 			return err
-		}
-	}
-	if b.opts.SharedGroup != "" {
-		for _, f := range b.mirrorFilters() {
-			if err := b.sub.Subscribe(ctx, f, 1, b.handleMirror); err != nil {
-				return err
-			}
 		}
 	}
 	if b.opts.Discovery {

@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/loqed2mqtt/loqed2mqtt/loqed"
+	"github.com/rs/zerolog"
 )
 
 // inventory tracks when the lock list was last read and serializes reads.
@@ -21,7 +23,24 @@ type inventory struct {
 	stateMu sync.Mutex
 	updated time.Time // oldest updated_at of the cached lock descriptions
 	loaded  bool      // a lock list, from the API or the broker, is known
+
+	// failures counts the automatic reads that failed in a row, and
+	// retryAt is the earliest time of the next one.
+	failures int
+	retryAt  time.Time
+
+	// limitedUntil is the end of the Retry-After of a 429 response to a list
+	// call. No list call is made before it.
+	limitedUntil time.Time
 }
+
+// Bounds of the wait before an automatic list read that follows a failed
+// one. The wait doubles with every failure in a row, so a rejected token
+// costs a few calls a day instead of one every maintenance tick.
+const (
+	minRefreshRetry = time.Minute
+	maxRefreshRetry = time.Hour
+)
 
 func (inv *inventory) lastUpdate() (time.Time, bool) {
 	inv.stateMu.Lock()
@@ -34,6 +53,59 @@ func (inv *inventory) setUpdate(t time.Time) {
 	defer inv.stateMu.Unlock()
 	inv.updated = t
 	inv.loaded = true
+}
+
+// readSucceeded clears the wait that failed automatic reads set.
+func (inv *inventory) readSucceeded() {
+	inv.stateMu.Lock()
+	defer inv.stateMu.Unlock()
+	inv.failures = 0
+	inv.retryAt = time.Time{}
+}
+
+// readFailed records a failed automatic read and returns the earliest time
+// of the next one: minRefreshRetry doubled per failure in a row, at most
+// maxRefreshRetry or the refresh interval, and never before a Retry-After.
+func (inv *inventory) readFailed(now time.Time, interval time.Duration) time.Time {
+	inv.stateMu.Lock()
+	defer inv.stateMu.Unlock()
+
+	inv.failures++
+	wait := minRefreshRetry
+	for i := 1; i < inv.failures && wait < maxRefreshRetry; i++ {
+		wait *= 2
+	}
+	wait = min(wait, maxRefreshRetry, max(interval, minRefreshRetry))
+	inv.retryAt = now.Add(wait)
+	if inv.limitedUntil.After(inv.retryAt) {
+		inv.retryAt = inv.limitedUntil
+	}
+	return inv.retryAt
+}
+
+// mayRetry reports whether an automatic read may be made at now.
+func (inv *inventory) mayRetry(now time.Time) bool {
+	inv.stateMu.Lock()
+	defer inv.stateMu.Unlock()
+	return !now.Before(inv.retryAt)
+}
+
+// rateLimited returns the end of the current Retry-After, or the zero time.
+func (inv *inventory) rateLimited(now time.Time) time.Time {
+	inv.stateMu.Lock()
+	defer inv.stateMu.Unlock()
+	if now.Before(inv.limitedUntil) {
+		return inv.limitedUntil
+	}
+	return time.Time{}
+}
+
+func (inv *inventory) setRateLimited(until time.Time) {
+	inv.stateMu.Lock()
+	defer inv.stateMu.Unlock()
+	if until.After(inv.limitedUntil) {
+		inv.limitedUntil = until
+	}
 }
 
 // infoMessage is the JSON payload of the retained <base>/<id>/info topic: the
@@ -115,14 +187,30 @@ type budgetMessage struct {
 	Calls         []time.Time `json:"calls"`
 }
 
-// snapshot collects the retained messages under filter. It subscribes, then
-// publishes a marker below the same filter: the broker sends a
-// subscription's retained messages before anything published later, so once
-// the marker arrives every retained message has.
-func (b *Bridge) snapshot(ctx context.Context, filter, markerPrefix string) (map[string][]byte, error) {
+// snapshotLimit is the most retained messages one snapshot subscription
+// asks for. Mosquitto, as shipped, holds at most 1,000 QoS 1 messages queued
+// plus 20 in flight for a client (max_queued_messages, max_inflight_messages)
+// and drops the rest of a subscription's retained messages without notice.
+const snapshotLimit = 900
+
+// snapshotTimeout bounds the wait for one snapshot's retained messages. They
+// come from a broker on the same network within milliseconds; a snapshot
+// that overflowed the broker's queue loses its marker and times out.
+const snapshotTimeout = 3 * time.Second
+
+// errSnapshotIncomplete is returned when a snapshot's marker did not arrive.
+var errSnapshotIncomplete = errors.New("timed out waiting for the retained messages: more than the broker queues for one client, or the broker is slow")
+
+// snapshot collects the retained messages of filters. It subscribes to them
+// together with a private marker topic in one SUBSCRIBE packet, then
+// publishes the marker: the broker sends the retained messages of a
+// subscription before anything published later, so once the marker arrives
+// every retained message has.
+func (b *Bridge) snapshot(ctx context.Context, filters ...string) (map[string][]byte, error) {
 	var nonce [8]byte
 	rand.Read(nonce[:])
-	marker := markerPrefix + "/" + hex.EncodeToString(nonce[:])
+	marker := b.topics.base + "/" + bridgeLevel + "/sync/" + hex.EncodeToString(nonce[:])
+	group := append(append([]string(nil), filters...), marker)
 
 	var mu sync.Mutex
 	got := make(map[string][]byte)
@@ -141,20 +229,23 @@ func (b *Bridge) snapshot(ctx context.Context, filter, markerPrefix string) (map
 		mu.Unlock()
 	}
 
-	if err := b.sub.Subscribe(ctx, filter, 1, handle); err != nil {
-		return nil, fmt.Errorf("failed to subscribe to %s: %w", filter, err)
+	if err := b.sub.SubscribeGroup(ctx, group, 1, handle); err != nil {
+		return nil, fmt.Errorf("failed to subscribe to %v: %w", filters, err)
 	}
-	defer b.sub.Unsubscribe(context.WithoutCancel(ctx), filter)
+	defer b.sub.Unsubscribe(context.WithoutCancel(ctx), group...)
 
 	if err := b.pub.Publish(ctx, marker, []byte("sync"), false); err != nil {
 		return nil, fmt.Errorf("failed to publish the snapshot marker: %w", err)
 	}
-	wait := time.NewTimer(b.opts.CleanupCollectFor + 5*time.Second)
+	wait := time.NewTimer(snapshotTimeout)
 	defer wait.Stop()
 	select {
 	case <-done:
 	case <-wait.C:
-		return nil, errors.New("timed out waiting for the retained messages")
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		return nil, fmt.Errorf("%w (%d messages of %v arrived)", errSnapshotIncomplete, n, filters)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -164,13 +255,58 @@ func (b *Bridge) snapshot(ctx context.Context, filter, markerPrefix string) (map
 	return got, nil
 }
 
+// retainedLockTopics reads the retained lock topics: first the info topics
+// and the call budget, which also give the number of locks, then the other
+// topics, in as few snapshots as the broker's queue allows.
+func (b *Bridge) retainedLockTopics(ctx context.Context) (map[string][]byte, error) {
+	perLock := b.topics.base + "/+/"
+	retained, err := b.snapshot(ctx, perLock+suffixInfo, b.topics.bridgeBudget())
+	if err != nil {
+		return nil, err
+	}
+	locks := len(retained)
+
+	suffixes := []string{suffixState, suffixAvailability, suffixBattery, suffixBatteryType,
+		suffixWiFiStrength, suffixBLEStrength, suffixLastChangedBy, suffixSettings + "/+"}
+	var groups [][]string
+	if locks*(len(suffixes)+len(b.opts.Settings)) <= snapshotLimit {
+		group := make([]string, 0, len(suffixes))
+		for _, s := range suffixes {
+			group = append(group, perLock+s)
+		}
+		groups = append(groups, group)
+	} else {
+		// NOTE: with more locks than snapshotLimit, a broker with the
+		// default queue limits drops part of each snapshot, which then
+		// times out and is skipped.
+		for _, s := range suffixes {
+			groups = append(groups, []string{perLock + s})
+		}
+	}
+
+	for _, g := range groups {
+		part, err := b.snapshot(ctx, g...)
+		if err != nil {
+			b.log.Warn().Err(err).Strs("filters", g).Msg("failed to read retained lock topics; they are rebuilt from webhooks and the lock list")
+			continue
+		}
+		for topic, payload := range part {
+			retained[topic] = payload
+		}
+	}
+	return retained, nil
+}
+
 // loadInventory rebuilds the shadow of every lock from the broker's retained
 // topics, and reads the lock list from the API only when the cached list is
 // missing or older than RefreshInterval: a restart costs no API call.
 func (b *Bridge) loadInventory(ctx context.Context) error {
-	retained, err := b.snapshot(ctx, b.opts.BaseTopic+"/#", b.topics.base+"/"+bridgeLevel+"/sync")
+	retained, err := b.retainedLockTopics(ctx)
 	if err != nil {
-		return fmt.Errorf("failed to read retained state from the broker: %w", err)
+		// Without the cache the bridge starts as on an empty broker: the
+		// lock list is read within the budget and webhooks rebuild the
+		// rest.
+		b.log.Error().Err(err).Msg("failed to read the retained lock topics from the broker")
 	}
 	b.restore(retained)
 
@@ -189,14 +325,27 @@ func (b *Bridge) loadInventory(ctx context.Context) error {
 	}
 	if err := b.refresh(ctx, "start-up"); err != nil {
 		// The bridge still runs: webhooks work without the list.
-		b.log.Error().Err(err).Msg("failed to read the lock list; running with what the broker retained")
+		b.logReadFailure(b.log.Error(), err, "failed to read the lock list; running with what the broker retained")
 	}
 	return nil
+}
+
+// logReadFailure logs a failed automatic list read with what the user can
+// do about it, and postpones the next automatic read.
+func (b *Bridge) logReadFailure(e *zerolog.Event, err error, msg string) {
+	code, action := describeAPIError(err)
+	var be *budgetError
+	if errors.As(err, &be) {
+		code, action = codeBudget, sentence(err)+"."
+	}
+	retryAt := b.inventory.readFailed(b.opts.Now(), b.opts.RefreshInterval)
+	e.Err(err).Str("code", code).Str("action", action).Time("retry_at", retryAt).Msg(msg)
 }
 
 // restore fills lock shadows from retained messages.
 func (b *Bridge) restore(retained map[string][]byte) {
 	prefix := b.topics.base + "/"
+	now := b.opts.Now()
 	oldest := time.Time{}
 	infos := 0
 
@@ -220,10 +369,15 @@ func (b *Bridge) restore(retained map[string][]byte) {
 			continue
 		}
 		if updated, ok := l.restoreTopic(suffix, payload); ok {
-			infos++
-			if oldest.IsZero() || updated.Before(oldest) {
+			// A description from a clock ahead of this one counts as read
+			// now: taken as it is, it would never become stale.
+			if updated.After(now) {
+				updated = now
+			}
+			if infos == 0 || updated.Before(oldest) {
 				oldest = updated
 			}
+			infos++
 		}
 	}
 	if infos > 0 {
@@ -319,18 +473,41 @@ func (l *lockState) restoreTopic(suffix string, payload []byte) (time.Time, bool
 }
 
 // handleBudget merges the list calls another instance, or an earlier run,
-// recorded on the retained budget topic.
+// recorded on the retained budget topic. A message that lacks a call this
+// instance knows means two instances published at about the same time and
+// the broker kept only one message, so the merged list is published again.
 func (b *Bridge) handleBudget(m Message) {
-	if len(m.Payload) == 0 {
-		return
-	}
-	var msg budgetMessage
-	if err := json.Unmarshal(m.Payload, &msg); err != nil {
+	lacking, err := b.mergeBudget(m.Payload)
+	if err != nil {
 		b.log.Warn().Err(err).Str("topic", m.Topic).Msg("ignoring invalid budget message")
 		return
 	}
+	if lacking {
+		b.pub.PublishAsync(b.topics.bridgeBudget(), b.budgetPayload(), true, nil)
+	}
+}
+
+// mergeBudget takes the calls of a budget message into the budget and
+// reports whether the message lacks a call inside the window that the budget
+// holds.
+func (b *Bridge) mergeBudget(payload []byte) (lacking bool, err error) {
+	if len(payload) == 0 {
+		return false, nil
+	}
+	var msg budgetMessage
+	if err := json.Unmarshal(payload, &msg); err != nil {
+		return false, fmt.Errorf("invalid budget JSON: %w", err)
+	}
 	b.budget.Restore(msg.Calls)
-	b.metrics.budgetRemaining.Set(float64(b.budget.Remaining(b.opts.Now())))
+
+	now := b.opts.Now()
+	b.metrics.budgetRemaining.Set(float64(b.budget.Remaining(now)))
+	for _, c := range b.budget.Calls() {
+		if c.Add(b.opts.BudgetWindow).After(now) && !slices.ContainsFunc(msg.Calls, c.Equal) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // budgetError is returned when the list call budget is used up.
@@ -351,32 +528,55 @@ func (b *Bridge) refresh(ctx context.Context, reason string) error {
 	defer b.inventory.mu.Unlock()
 
 	now := b.opts.Now()
+	if until := b.inventory.rateLimited(now); !until.IsZero() {
+		return &loqed.APIError{Endpoint: loqed.EndpointListLocks, Err: loqed.ErrRateLimited, RetryAfter: until.Sub(now),
+			Message: "not calling again before the Retry-After of the last list call passes"}
+	}
 	ok, freeAt := b.budget.Allow(now)
 	b.metrics.budgetRemaining.Set(float64(b.budget.Remaining(now)))
 	if !ok {
 		return &budgetError{limit: b.opts.ListBudget, window: b.opts.BudgetWindow, freeAt: freeAt}
 	}
+	// The call is counted on the broker before it is made, so that a crash
+	// during the call cannot lose it.
 	b.publishBudget(ctx)
 
 	b.log.Info().Str("reason", reason).Int("budget_remaining", b.budget.Remaining(now)).Msg("reading the lock list")
 	locks, err := b.opts.API.ListLocks(ctx)
 	if err != nil {
+		var apiErr *loqed.APIError
+		if errors.As(err, &apiErr) && errors.Is(err, loqed.ErrRateLimited) {
+			wait := apiErr.RetryAfter
+			if wait <= 0 {
+				wait = minRefreshRetry
+			}
+			b.inventory.setRateLimited(b.opts.Now().Add(wait))
+		}
 		return fmt.Errorf("failed to list locks: %w", err)
 	}
 	b.applyInventory(locks, b.opts.Now())
+	b.inventory.readSucceeded()
 	return nil
 }
 
+// publishBudget publishes the budget and waits for the broker to store it.
 func (b *Bridge) publishBudget(ctx context.Context) {
+	if err := b.pub.Publish(ctx, b.topics.bridgeBudget(), b.budgetPayload(), true); err != nil {
+		b.log.Warn().Err(err).Msg("failed to publish the call budget; another instance may not count this call")
+	}
+}
+
+func (b *Bridge) budgetPayload() []byte {
 	msg := budgetMessage{
 		Limit:         b.opts.ListBudget,
 		WindowSeconds: int(b.opts.BudgetWindow / time.Second),
 		Calls:         b.budget.Calls(),
 	}
-	payload, _ := json.Marshal(msg)
-	if err := b.pub.Publish(ctx, b.topics.bridgeBudget(), payload, true); err != nil {
-		b.log.Warn().Err(err).Msg("failed to publish the call budget; another instance may not count this call")
+	if msg.Calls == nil {
+		msg.Calls = []time.Time{}
 	}
+	payload, _ := json.Marshal(msg)
+	return payload
 }
 
 // refreshIfStale reads the lock list again once the cached one is older than
@@ -385,15 +585,23 @@ func (b *Bridge) refreshIfStale(ctx context.Context) {
 	if b.opts.API == nil {
 		return
 	}
+	now := b.opts.Now()
+	// Calls leave the budget window as time passes, and other instances
+	// add theirs, so the gauge is brought up to date on every tick.
+	b.metrics.budgetRemaining.Set(float64(b.budget.Remaining(now)))
+
 	updated, loaded := b.inventory.lastUpdate()
-	if loaded && b.opts.Now().Sub(updated) < b.opts.RefreshInterval {
+	if loaded && now.Sub(updated) < b.opts.RefreshInterval {
+		return
+	}
+	if !b.inventory.mayRetry(now) {
 		return
 	}
 	if ok, _ := b.budgetAvailable(); !ok {
 		return
 	}
 	if err := b.refresh(ctx, "list older than LOQED_REFRESH_INTERVAL"); err != nil {
-		b.log.Warn().Err(err).Msg("failed to refresh the lock list")
+		b.logReadFailure(b.log.Warn(), err, "failed to refresh the lock list")
 	}
 }
 
@@ -468,8 +676,11 @@ func (b *Bridge) applyInventory(locks []loqed.Lock, at time.Time) {
 			b.log.Error().Err(err).Str("lock_id", rec.ID).Msg("ignoring listed lock")
 			continue
 		}
+		if b.opts.Discovery && created {
+			b.publishRecordDiscovery(&rec)
+		}
 		renamed := l.applyRecord(&rec, at)
-		if b.opts.Discovery && (created || renamed) {
+		if b.opts.Discovery && renamed && !created {
 			b.publishLockDiscovery(l)
 		}
 	}

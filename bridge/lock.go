@@ -317,6 +317,9 @@ func (l *lockState) repeats(ev *loqed.Event, f fingerprint) bool {
 // publishChanged queues every retained topic whose payload differs from the
 // one last queued. The caller holds l.mu.
 func (l *lockState) publishChanged() {
+	if l.b.holding.Load() {
+		return
+	}
 	for _, m := range l.retained() {
 		if l.sent[m.topic] == m.payload {
 			continue

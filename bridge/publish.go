@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"context"
 	"encoding/binary"
+	"fmt"
 	"hash/fnv"
 	"strconv"
 	"sync"
@@ -9,6 +11,141 @@ import (
 
 	"github.com/loqed2mqtt/loqed2mqtt/loqed"
 )
+
+// outbox hands messages to the Publisher on a goroutine of its own, in call
+// order. The MQTT client's PublishAsync can block for its write timeout while
+// it has not yet noticed a lost connection, and webhook handlers (which hold
+// a lock's mutex) and acknowledgement callbacks must not wait for that. The
+// queue is not bounded: while the client blocks it grows by what arrives in
+// that time, and while the client is disconnected it drains at once because
+// the client then fails every message immediately.
+type outbox struct {
+	pub Publisher
+
+	mu     sync.Mutex
+	queue  []outMessage
+	added  uint64        // messages queued so far
+	handed uint64        // messages handed to the Publisher so far
+	busy   bool          // the goroutine is handing messages over
+	idle   chan struct{} // closed and replaced when the queue is empty and not busy
+	moved  chan struct{} // closed and replaced after every batch handed over
+	wake   chan struct{}
+}
+
+type outMessage struct {
+	topic    string
+	payload  []byte
+	retained bool
+	done     func(error)
+}
+
+func newOutbox(pub Publisher) *outbox {
+	o := &outbox{pub: pub, idle: make(chan struct{}), moved: make(chan struct{}), wake: make(chan struct{}, 1)}
+	go o.run()
+	return o
+}
+
+// PublishAsync queues a message for the Publisher and returns at once.
+func (o *outbox) PublishAsync(topic string, payload []byte, retained bool, done func(error)) {
+	o.mu.Lock()
+	o.queue = append(o.queue, outMessage{topic: topic, payload: payload, retained: retained, done: done})
+	o.added++
+	o.mu.Unlock()
+
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Publish queues a message behind those queued before and waits for the
+// broker's acknowledgement or the end of ctx.
+func (o *outbox) Publish(ctx context.Context, topic string, payload []byte, retained bool) error {
+	result := make(chan error, 1)
+	o.PublishAsync(topic, payload, retained, func(err error) { result <- err })
+	select {
+	case err := <-result:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (o *outbox) IsConnected() bool { return o.pub.IsConnected() }
+
+// run hands queued messages over for the life of the process. A bridge is
+// created once per process, so the goroutine is never stopped.
+func (o *outbox) run() {
+	for range o.wake {
+		for {
+			o.mu.Lock()
+			batch := o.queue
+			o.queue = nil
+			if len(batch) == 0 {
+				o.busy = false
+				close(o.idle)
+				o.idle = make(chan struct{})
+				o.mu.Unlock()
+				break
+			}
+			o.busy = true
+			o.mu.Unlock()
+
+			for _, m := range batch {
+				o.pub.PublishAsync(m.topic, m.payload, m.retained, m.done)
+			}
+
+			o.mu.Lock()
+			o.handed += uint64(len(batch))
+			close(o.moved)
+			o.moved = make(chan struct{})
+			o.mu.Unlock()
+		}
+	}
+}
+
+// queued returns the number of messages queued so far, for waitHandedOver.
+func (o *outbox) queued() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.added
+}
+
+// waitHandedOver waits until the first n messages are handed to the
+// Publisher or ctx ends.
+func (o *outbox) waitHandedOver(ctx context.Context, n uint64) {
+	for {
+		o.mu.Lock()
+		handed, moved := o.handed, o.moved
+		o.mu.Unlock()
+		if handed >= n {
+			return
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// flush waits until every queued message is handed to the Publisher or ctx
+// ends.
+func (o *outbox) flush(ctx context.Context) error {
+	for {
+		o.mu.Lock()
+		empty, idle := len(o.queue) == 0 && !o.busy, o.idle
+		o.mu.Unlock()
+		if empty {
+			return nil
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return fmt.Errorf("MQTT messages not handed to the client: %w", ctx.Err())
+		}
+	}
+}
 
 // publishRetained queues a retained message of a lock. A message that does
 // not reach the broker marks the lock dirty, and the next resync publishes
@@ -32,20 +169,41 @@ type queuedEvent struct {
 	payload []byte
 }
 
+// eventFlight is the event of a lock that is on its way to the broker.
+// attempt distinguishes a resend of the same event from the first send, so
+// that only the outcome of the latest send moves the lock on to its next event.
+type eventFlight struct {
+	seq     uint64
+	attempt uint64
+	active  bool
+}
+
 // eventQueue holds the event messages of every lock from the moment they are
-// accepted until the broker acknowledges them. While the broker is away they
-// wait here, at most limit over all locks; on reconnect each lock's events
-// are published again in order.
+// accepted until the broker acknowledges them, at most limit over all locks.
+//
+// Each lock has at most one event on its way to the broker, and the next one
+// is sent only after the broker acknowledged it. That is what keeps a lock's
+// events in order across a lost connection: an event sent just before the
+// connection dropped is resent after the reconnect, before any later event
+// of the lock. A lock produces an event every few seconds at most, so one
+// round trip per event costs nothing.
 type eventQueue struct {
-	mu     sync.Mutex
-	limit  int
-	total  int
-	seq    uint64
-	byLock map[*lockState][]queuedEvent
+	mu      sync.Mutex
+	limit   int
+	total   int
+	seq     uint64
+	byLock  map[*lockState][]queuedEvent
+	flights map[*lockState]*eventFlight
+	changed chan struct{} // closed and replaced whenever total decreases
 }
 
 func newEventQueue(limit int) *eventQueue {
-	return &eventQueue{limit: limit, byLock: make(map[*lockState][]queuedEvent)}
+	return &eventQueue{
+		limit:   limit,
+		byLock:  make(map[*lockState][]queuedEvent),
+		flights: make(map[*lockState]*eventFlight),
+		changed: make(chan struct{}),
+	}
 }
 
 // add appends an event of l. When the queue is full, the oldest event of the
@@ -75,13 +233,18 @@ func (q *eventQueue) add(l *lockState, topic string, payload []byte) (seq uint64
 func (q *eventQueue) remove(l *lockState, seq uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.removeLocked(l, seq)
+}
 
+func (q *eventQueue) removeLocked(l *lockState, seq uint64) {
 	list := q.byLock[l]
 	for i, e := range list {
 		if e.seq == seq {
 			copy(list[i:], list[i+1:])
 			list = list[:len(list)-1]
 			q.total--
+			close(q.changed)
+			q.changed = make(chan struct{})
 			break
 		}
 	}
@@ -90,6 +253,49 @@ func (q *eventQueue) remove(l *lockState, seq uint64) {
 		return
 	}
 	q.byLock[l] = list
+}
+
+// next returns the oldest event of l to send now. It returns false while
+// another event of l is on its way, unless resend is set: after a reconnect
+// the event on its way may be lost, so it is sent again.
+func (q *eventQueue) next(l *lockState, resend bool) (e queuedEvent, attempt uint64, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+
+	f := q.flights[l]
+	if f == nil {
+		f = &eventFlight{}
+		q.flights[l] = f
+	}
+	list := q.byLock[l]
+	if len(list) == 0 || (f.active && !resend) {
+		if !f.active {
+			delete(q.flights, l)
+		}
+		return queuedEvent{}, 0, false
+	}
+	f.seq, f.active = list[0].seq, true
+	f.attempt++
+	return list[0], f.attempt, true
+}
+
+// done records the outcome of sending event seq of l and reports whether
+// the lock's next event can go. An event the broker acknowledged leaves the
+// queue whichever send it was; a failed latest send stops the lock's events
+// until the next resync.
+func (q *eventQueue) done(l *lockState, seq, attempt uint64, acknowledged bool) (sendNext bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+
+	if acknowledged {
+		q.removeLocked(l, seq)
+	}
+	f := q.flights[l]
+	if f == nil || !f.active || f.seq != seq || f.attempt != attempt {
+		return false
+	}
+	f.active = false
+	return acknowledged
 }
 
 // pending returns the events of l not yet acknowledged, oldest first.
@@ -106,10 +312,28 @@ func (q *eventQueue) size() int {
 	return q.total
 }
 
+// waitEmpty waits until every queued event is acknowledged or ctx ends.
+func (q *eventQueue) waitEmpty(ctx context.Context) error {
+	for {
+		q.mu.Lock()
+		total, changed := q.total, q.changed
+		q.mu.Unlock()
+		if total == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%d event messages not acknowledged by the broker: %w", total, ctx.Err())
+		}
+	}
+}
+
 // queueEvent keeps an event message until the broker acknowledges it and
-// sends it now. The caller holds l.mu.
+// sends it as soon as the lock's earlier events are acknowledged. The caller
+// holds l.mu.
 func (b *Bridge) queueEvent(l *lockState, topic string, payload []byte) {
-	seq, queued, dropped := b.queued.add(l, topic, payload)
+	_, queued, dropped := b.queued.add(l, topic, payload)
 	if dropped {
 		b.metrics.eventsDropped.Inc()
 		b.dropLog.Do(func() {
@@ -120,32 +344,39 @@ func (b *Bridge) queueEvent(l *lockState, topic string, payload []byte) {
 		return
 	}
 	b.metrics.eventsQueued.Set(float64(b.queued.size()))
-	b.sendEvent(l, queuedEvent{seq: seq, topic: topic, payload: payload})
+	b.sendNextEvent(l, false)
 }
 
-func (b *Bridge) sendEvent(l *lockState, e queuedEvent) {
+// sendNextEvent sends the oldest queued event of l, unless one is on its way
+// and resend is not set. Each acknowledgement sends the next event.
+func (b *Bridge) sendNextEvent(l *lockState, resend bool) {
+	e, attempt, ok := b.queued.next(l, resend)
+	if !ok {
+		return
+	}
 	b.pub.PublishAsync(e.topic, e.payload, false, func(err error) {
 		if err != nil {
 			l.dirty.Store(true)
 			b.metrics.publishFailures.Inc()
-			return
+		} else {
+			b.metrics.published.Inc()
 		}
-		b.queued.remove(l, e.seq)
-		b.metrics.published.Inc()
+		sendNext := b.queued.done(l, e.seq, attempt, err == nil)
 		b.metrics.eventsQueued.Set(float64(b.queued.size()))
+		if sendNext {
+			b.sendNextEvent(l, false)
+		}
 	})
 }
 
-// resyncLock publishes the lock's waiting events in order, then its whole
-// retained state.
-func (b *Bridge) resyncLock(l *lockState) {
+// resyncLock publishes the lock's whole retained state and sends its oldest
+// waiting event, again when resend is set (after a reconnect).
+func (b *Bridge) resyncLock(l *lockState, resend bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
 	l.dirty.Store(false)
-	for _, e := range b.queued.pending(l) {
-		b.sendEvent(l, e)
-	}
+	b.sendNextEvent(l, resend)
 	l.publishAll()
 }
 
@@ -159,7 +390,7 @@ func (b *Bridge) Resync() {
 		b.publishDiscovery()
 	}
 	for _, l := range b.allLocks() {
-		b.resyncLock(l)
+		b.resyncLock(l, true)
 	}
 }
 
@@ -167,7 +398,7 @@ func (b *Bridge) Resync() {
 func (b *Bridge) resyncDirty() {
 	for _, l := range b.allLocks() {
 		if l.dirty.Load() {
-			b.resyncLock(l)
+			b.resyncLock(l, false)
 		}
 	}
 }

@@ -1,6 +1,10 @@
 package bridge
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/loqed2mqtt/loqed2mqtt/loqed"
+)
 
 // Topic suffixes below <base>/<id>/.
 const (
@@ -48,14 +52,17 @@ type commandTopic struct {
 }
 
 // parseCommandTopic splits <base>/<id>/set, <base>/<id>/refresh and
-// <base>/<id>/settings/<name>/set. It reports false for any other topic.
+// <base>/<id>/settings/<name>/set. It reports false for any other topic and
+// for a lock id or setting name that is not a valid topic level (with '+',
+// '#', a control character, or not UTF-8), because results for such an id
+// could not be published.
 func (t topics) parseCommandTopic(topic string) (commandTopic, bool) {
 	rest, ok := strings.CutPrefix(topic, t.base+"/")
 	if !ok {
 		return commandTopic{}, false
 	}
 	parts := strings.Split(rest, "/")
-	if parts[0] == "" || parts[0] == bridgeLevel {
+	if parts[0] == bridgeLevel || loqed.CheckLockID(parts[0]) != nil {
 		return commandTopic{}, false
 	}
 	switch {
@@ -63,7 +70,7 @@ func (t topics) parseCommandTopic(topic string) (commandTopic, bool) {
 		return commandTopic{lockID: parts[0], kind: suffixSet}, true
 	case len(parts) == 2 && parts[1] == suffixRefresh:
 		return commandTopic{lockID: parts[0], kind: suffixRefresh}, true
-	case len(parts) == 4 && parts[1] == suffixSettings && parts[2] != "" && parts[3] == suffixSet:
+	case len(parts) == 4 && parts[1] == suffixSettings && loqed.CheckLockID(parts[2]) == nil && parts[3] == suffixSet:
 		return commandTopic{lockID: parts[0], kind: suffixSettings, setting: parts[2]}, true
 	}
 	return commandTopic{}, false

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/loqed2mqtt/loqed2mqtt/loqed"
 )
@@ -86,6 +87,12 @@ func (b *Bridge) handleWebhook(w http.ResponseWriter, r *http.Request) error {
 			return &webhookError{status: http.StatusRequestEntityTooLarge, reason: fmt.Sprintf("body larger than %d bytes", MaxWebhookBody)}
 		}
 		return &webhookError{status: http.StatusBadRequest, reason: "failed to read body"}
+	}
+
+	// JSON text is UTF-8. The standard decoder would replace invalid bytes
+	// with U+FFFD and publish what the sender never sent.
+	if !utf8.Valid(body) {
+		return &webhookError{status: http.StatusBadRequest, reason: "invalid webhook: body is not valid UTF-8"}
 	}
 
 	ev, err := loqed.DecodeWebhook(body)

@@ -13,15 +13,30 @@ import (
 // subackFailure is the SUBACK return code for a rejected subscription [MQTT-3.9.3].
 const subackFailure = 0x80
 
-// subscription is one topic filter with its handler, message queue and worker goroutine.
+// subscription is a topic filter with its handler, message queue and worker goroutine.
+// A subscription made with SubscribeGroup has more filters in extra; a message that
+// matches several of them is delivered once.
 type subscription struct {
 	filter  string
+	extra   []string
 	qos     byte
 	handler Handler
 
 	queue    *fifo[Message]
 	stopped  chan struct{}
 	stopOnce sync.Once
+}
+
+func (s *subscription) matches(topic string) bool {
+	if TopicMatches(s.filter, topic) {
+		return true
+	}
+	for _, f := range s.extra {
+		if TopicMatches(f, topic) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *subscription) stop() {
@@ -35,9 +50,24 @@ func (s *subscription) stop() {
 // and the subscription is made on the next connect, before the OnConnect callbacks run.
 // Subscribing to the same filter again replaces its handler.
 func (c *Client) Subscribe(ctx context.Context, filter string, qos byte, h Handler) error {
-	if !validFilter(filter) {
-		return fmt.Errorf("mqtt: invalid topic filter %q", filter)
+	return c.SubscribeGroup(ctx, []string{filter}, qos, h)
+}
+
+// SubscribeGroup subscribes to several filters in one SUBSCRIBE packet, with one
+// handler that receives the messages of all of them in the order they arrive. The
+// broker sends the retained messages of the filters before anything published after
+// the SUBACK, so a group that includes a private marker topic can tell when every
+// retained message has arrived. Unsubscribe with all of the group's filters removes it.
+func (c *Client) SubscribeGroup(ctx context.Context, filters []string, qos byte, h Handler) error {
+	if len(filters) == 0 {
+		return fmt.Errorf("mqtt: missing topic filter")
 	}
+	for _, f := range filters {
+		if !validFilter(f) {
+			return fmt.Errorf("mqtt: invalid topic filter %q", f)
+		}
+	}
+	filter := filters[0]
 	if qos > 2 {
 		return fmt.Errorf("mqtt: invalid QoS %d for topic filter %q; use 0, 1 or 2", qos, filter)
 	}
@@ -47,6 +77,7 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte, h Handl
 
 	sub := &subscription{
 		filter:  filter,
+		extra:   append([]string(nil), filters[1:]...),
 		qos:     qos,
 		handler: h,
 		queue:   newFIFO[Message](),
@@ -72,16 +103,22 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte, h Handl
 		return nil
 	}
 
-	granted, err := c.subscribe(ctx, map[string]byte{filter: qos})
-	if err == nil && granted[filter] == subackFailure {
-		err = fmt.Errorf("mqtt: broker rejected the subscription to %q; check the broker's access control list", filter)
+	request := make(map[string]byte, len(filters))
+	for _, f := range filters {
+		request[f] = qos
+	}
+	granted, err := c.subscribe(ctx, request)
+	for _, f := range filters {
+		if err == nil && granted[f] == subackFailure {
+			err = fmt.Errorf("mqtt: broker rejected the subscription to %q; check the broker's access control list", f)
+		}
 	}
 	if err != nil {
 		c.forget(sub)
 		return err
 	}
 
-	c.log.Info().Str("filter", filter).Uint8("qos", granted[filter]).Msg("Subscribed")
+	c.log.Info().Strs("filters", filters).Uint8("qos", granted[filter]).Msg("Subscribed")
 	return nil
 }
 
@@ -136,6 +173,9 @@ func (c *Client) restoreSubscriptions() {
 	filters := make(map[string]byte, len(c.subs))
 	for f, s := range c.subs {
 		filters[f] = s.qos
+		for _, x := range s.extra {
+			filters[x] = s.qos
+		}
 	}
 	c.mu.RUnlock()
 	if len(filters) == 0 {
@@ -165,8 +205,8 @@ func (c *Client) route(_ paho.Client, m paho.Message) {
 
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for filter, s := range c.subs {
-		if TopicMatches(filter, msg.Topic) {
+	for _, s := range c.subs {
+		if s.matches(msg.Topic) {
 			s.queue.push(msg)
 		}
 	}

@@ -353,6 +353,14 @@ func TestDiscoveryBirthRepublishes(t *testing.T) {
 			lastConfig, msgs[lastConfig].Topic, firstState, msgs[firstState].Topic)
 	}
 
+	// The bridge publishes asynchronously: wait until every value is back
+	// before the snapshot.
+	for topic, payload := range before {
+		if topic == "loqed/bridge/budget" || strings.HasSuffix(topic, "/info") || strings.HasSuffix(topic, "/config") {
+			continue
+		}
+		rec.WaitPayload(t, waitFor, topic, payload)
+	}
 	after := harness.Retained(t, broker.URL(), "#")
 	for topic, payload := range before {
 		if topic == "loqed/bridge/budget" || strings.HasSuffix(topic, "/info") {

@@ -115,6 +115,17 @@ func TestSharedGroupRunsEachCommandOnce(t *testing.T) {
 		final[r.ID] = r.Status
 	}
 
+	outcomes := map[string]int{}
+	for _, status := range final {
+		outcomes[status]++
+	}
+	t.Logf("command outcomes: %v", outcomes)
+	for _, m := range results.Messages() {
+		if strings.Contains(m.Payload, `"not_confirmed"`) {
+			t.Logf("%s %s", m.Topic, m.Payload)
+		}
+	}
+
 	calls := 0
 	for _, id := range ids {
 		calls += acct.CountRequests(http.MethodGet, "/api/locks/"+id+"/bolt_state/")

@@ -56,6 +56,7 @@ type Config struct {
 	LoqedRefreshInterval time.Duration `envconfig:"LOQED_REFRESH_INTERVAL" default:"12h" desc:"read the lock list again when the cached one is older than this"`
 	LoqedListBudget      int           `envconfig:"LOQED_LIST_BUDGET" default:"10" desc:"lock list calls allowed per rolling 12 hours, shared by all instances on the broker"`
 	LoqedConfirmTimeout  time.Duration `envconfig:"LOQED_CONFIRM_TIMEOUT" default:"20s" desc:"how long a command waits for the webhook that confirms it"`
+	LoqedAPITimeout      time.Duration `envconfig:"LOQED_API_TIMEOUT" default:"10s" desc:"how long one Integrations API call may take before it counts as timed out (and lock and unlock commands are retried)"`
 	LoqedExtraSettings   []string      `envconfig:"LOQED_EXTRA_SETTINGS" desc:"comma-separated setting names to publish as switches besides open_house_mode, twist_assist, touch_to_connect"`
 
 	CommandsAllowed []string `envconfig:"COMMANDS_ALLOWED" default:"lock,unlock,open,settings" desc:"what MQTT commands may do: lock, unlock, open, settings"`
@@ -161,6 +162,9 @@ func (c *Config) validate(demo bool) error {
 	}
 	if c.LoqedConfirmTimeout < time.Second || c.LoqedConfirmTimeout > 5*time.Minute {
 		bad("LOQED_CONFIRM_TIMEOUT: %s is out of range: use 1s to 5m", c.LoqedConfirmTimeout)
+	}
+	if c.LoqedAPITimeout < time.Second || c.LoqedAPITimeout > time.Minute {
+		bad("LOQED_API_TIMEOUT: %s is out of range: use 1s to 1m", c.LoqedAPITimeout)
 	}
 	for _, s := range c.LoqedExtraSettings {
 		if !settingName.MatchString(s) {

@@ -274,6 +274,7 @@ func newAPIClient(cfg *Config, reg prometheus.Registerer, log zerolog.Logger) (*
 
 	return loqed.NewClient(loqed.ClientOptions{
 		BaseURL: cfg.LoqedAPIURL,
+		Timeout: cfg.LoqedAPITimeout,
 		Token:   cfg.LoqedAPIToken.Value(),
 		Observe: func(ci loqed.CallInfo) {
 			calls.WithLabelValues(ci.Endpoint, fmt.Sprint(ci.Status)).Inc()
@@ -295,6 +296,12 @@ type subscriber struct {
 
 func (s subscriber) Subscribe(ctx context.Context, filter string, qos byte, handle func(bridge.Message)) error {
 	return s.c.Subscribe(ctx, filter, qos, func(m mqtt.Message) {
+		handle(bridge.Message{Topic: m.Topic, Payload: m.Payload, Retained: m.Retained})
+	})
+}
+
+func (s subscriber) SubscribeGroup(ctx context.Context, filters []string, qos byte, handle func(bridge.Message)) error {
+	return s.c.SubscribeGroup(ctx, filters, qos, func(m mqtt.Message) {
 		handle(bridge.Message{Topic: m.Topic, Payload: m.Payload, Retained: m.Retained})
 	})
 }
