@@ -110,6 +110,7 @@ func (b *Bridge) runSettingCommand(l *lockState, name string, value bool) {
 		l.settings[name] = value
 		if l.info != nil {
 			l.info.Settings = setSetting(l.info.Settings, name, value)
+			l.infoJSON = ""
 		}
 	}
 	delete(l.sent, b.topics.setting(l.id, name))

@@ -6,73 +6,61 @@ import (
 	"time"
 )
 
-func TestEventQueue_OneInFlightPerLock(t *testing.T) {
+func TestEventQueueBlockAndResend(t *testing.T) {
 	q := newEventQueue(100)
 	a, b := &lockState{id: "a"}, &lockState{id: "b"}
+	var seqs []uint64
 	for i := byte(1); i <= 3; i++ {
-		q.add(a, "a/event", []byte{i})
+		seq, queued, dropped := q.add(a, "t", []byte{i})
+		if !queued || dropped {
+			t.Fatalf("add %d: queued %v, dropped %v; want queued only", i, queued, dropped)
+		}
+		seqs = append(seqs, seq)
 	}
-	q.add(b, "b/event", []byte{9})
+	q.add(b, "t", []byte{9})
 
-	first, attempt, ok := q.next(a, false)
-	if !ok || first.payload[0] != 1 {
-		t.Fatalf("next(a) = %v, %v; want event 1", first.payload, ok)
-	}
-	if e, _, ok := q.next(a, false); ok {
-		t.Fatalf("next(a) while event 1 is on its way = %v; want nothing", e.payload)
-	}
-	if e, _, ok := q.next(b, false); !ok || e.payload[0] != 9 {
-		t.Fatalf("next(b) = %v, %v; want event 9: locks do not wait for each other", e.payload, ok)
+	if q.isBlocked(a) {
+		t.Fatal("new lock is blocked; want not blocked")
 	}
 
-	if !q.done(a, first.seq, attempt, true) {
-		t.Fatalf("done(event 1, acknowledged) = false; want the next event to go")
+	// The first event is acknowledged, the second fails.
+	q.remove(a, seqs[0])
+	q.block(a)
+	if !q.isBlocked(a) {
+		t.Fatal("lock with a failed send is not blocked")
 	}
-	second, attempt, ok := q.next(a, false)
-	if !ok || second.payload[0] != 2 {
-		t.Fatalf("next(a) after the acknowledgement = %v, %v; want event 2", second.payload, ok)
-	}
-
-	// A failed send stops the lock until a resync sends the event again.
-	if q.done(a, second.seq, attempt, false) {
-		t.Fatalf("done(event 2, failed) = true; want the lock stopped")
-	}
-	again, attempt, ok := q.next(a, false)
-	if !ok || again.seq != second.seq {
-		t.Fatalf("next(a) after the failure = %v, %v; want event 2 again", again.payload, ok)
+	if q.isBlocked(b) {
+		t.Fatal("blocking one lock blocked another")
 	}
 
-	// After a reconnect the event on its way is sent once more. The
-	// acknowledgement of the older send removes it but does not start the
-	// next event; the latest send's does.
-	resent, resentAttempt, ok := q.next(a, true)
-	if !ok || resent.seq != second.seq || resentAttempt == attempt {
-		t.Fatalf("next(a, resend) = %v, attempt %d, %v; want event 2 with a new attempt", resent.payload, resentAttempt, ok)
+	again := q.resend(a)
+	if len(again) != 2 || again[0].payload[0] != 2 || again[1].payload[0] != 3 {
+		t.Fatalf("resend = %v; want payloads 2, 3 in order", again)
 	}
-	if q.done(a, second.seq, attempt, true) {
-		t.Fatalf("done of the older send = true; want only the latest send to start the next event")
-	}
-	if got := len(q.pending(a)); got != 1 {
-		t.Fatalf("pending(a) = %d events; want 1 (event 3)", got)
-	}
-	if !q.done(a, second.seq, resentAttempt, true) {
-		t.Fatalf("done of the latest send = false; want the next event to go")
-	}
-	third, attempt, ok := q.next(a, false)
-	if !ok || third.payload[0] != 3 {
-		t.Fatalf("next(a) = %v, %v; want event 3", third.payload, ok)
+	if q.isBlocked(a) {
+		t.Fatal("lock still blocked after resend")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	// An empty lock is never blocked: nothing of it can be overtaken.
+	empty := &lockState{id: "empty"}
+	q.block(empty)
+	if q.isBlocked(empty) {
+		t.Fatal("lock without queued events is blocked")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if err := q.waitEmpty(ctx); err == nil {
-		t.Fatalf("waitEmpty with events queued returned nil; want the context error")
+		t.Fatal("waitEmpty with 3 events queued returned nil; want a timeout")
 	}
 
-	q.done(a, third.seq, attempt, true)
-	q.done(b, q.pending(b)[0].seq, 1, true)
-	if err := q.waitEmpty(context.Background()); err != nil {
-		t.Fatalf("waitEmpty on an empty queue: %v", err)
+	done := make(chan error, 1)
+	go func() { done <- q.waitEmpty(context.Background()) }()
+	q.remove(a, seqs[1])
+	q.remove(a, seqs[2])
+	q.remove(b, q.pending(b)[0].seq)
+	if err := <-done; err != nil {
+		t.Fatalf("waitEmpty after every acknowledgement: %v", err)
 	}
 	if q.size() != 0 {
 		t.Fatalf("size = %d; want 0", q.size())

@@ -415,7 +415,7 @@ func (l *lockState) restoreTopic(suffix string, payload []byte) (time.Time, bool
 			l.log.Warn().Err(err).Msg("ignoring invalid retained lock info")
 			return time.Time{}, false
 		}
-		l.info, l.infoUpdated = info, updated
+		l.info, l.infoUpdated, l.infoJSON = info, updated, ""
 		for name, v := range info.Settings {
 			if _, ok := l.settings[name]; !ok {
 				l.settings[name] = v
@@ -712,7 +712,7 @@ func (l *lockState) applyRecord(rec *loqed.Lock, at time.Time) bool {
 	changed := l.info == nil || l.info.Name != rec.Name || fmt.Sprint(l.info.SupportedLockStates) != fmt.Sprint(rec.SupportedLockStates)
 	info := *rec
 	info.Secrets = loqed.LockSecrets{}
-	l.info, l.infoUpdated = &info, at
+	l.info, l.infoUpdated, l.infoJSON = &info, at, ""
 
 	// The list is a fresh read, but a webhook under way is newer still, so a
 	// moving lock keeps its moving state.

@@ -60,6 +60,7 @@ type lockState struct {
 	mu            sync.Mutex
 	info          *loqed.Lock // nil until the lock list or a retained info names the lock
 	infoUpdated   time.Time
+	infoJSON      string // info payload, built when first needed after info changes
 	state         string // current state payload, "" until known
 	confirmed     string // last final state, "" until known
 	availability  string
@@ -70,11 +71,12 @@ type lockState struct {
 	lastChangedBy string
 	settings      map[string]bool
 
-	sent       map[string]string // topic -> retained payload last queued
-	recent     []fingerprint     // events seen within the dedup window
-	settles    uint64            // times the confirmed state changed
-	transition *time.Timer       // falls back to the confirmed state
-	waiters    []chan string     // commands waiting for a final state
+	sent       map[string]string      // topic -> retained payload last queued
+	recent     []fingerprint          // events accepted within the dedup window, oldest first
+	latest     map[uint64]fingerprint // the newest of recent by sum
+	settles    uint64                 // times the confirmed state changed
+	transition *time.Timer            // falls back to the confirmed state
+	waiters    []chan string          // commands waiting for a final state
 
 	// dirty is set by publish callbacks when a message did not reach the
 	// broker, so the next resync republishes the lock.
@@ -136,7 +138,7 @@ func (l *lockState) applyEvent(ev *loqed.Event, at time.Time) bool {
 		if !l.awaitedByCommand(ev) {
 			return false
 		}
-		l.recent = append(l.recent, fingerprint{sum: eventSum(ev), at: at})
+		l.remember(eventSum(ev), at)
 	}
 
 	if ev.Kind != loqed.KindReadings {
@@ -277,25 +279,40 @@ func changedBy(ev *loqed.Event) string {
 // and the second time they are real.
 func (l *lockState) isDuplicate(ev *loqed.Event, at time.Time) bool {
 	sum := eventSum(ev)
-	window := l.b.opts.DedupWindow
+	l.forgetBefore(at.Add(-l.b.opts.DedupWindow))
 
-	kept := l.recent[:0]
-	duplicate := false
-	for _, f := range l.recent {
-		if at.Sub(f.at) >= window {
-			continue
-		}
-		if f.sum == sum && l.repeats(ev, f) {
-			duplicate = true
-		}
-		kept = append(kept, f)
-	}
-	l.recent = kept
-	if duplicate {
+	if f, ok := l.latest[sum]; ok && l.repeats(ev, f) {
 		return true
 	}
-	l.recent = append(l.recent, fingerprint{sum: sum, at: at, settles: l.settles})
+	l.remember(sum, at)
 	return false
+}
+
+// remember records an accepted event for deduplication. The caller holds
+// l.mu.
+func (l *lockState) remember(sum uint64, at time.Time) {
+	f := fingerprint{sum: sum, at: at, settles: l.settles}
+	l.recent = append(l.recent, f)
+	if l.latest == nil {
+		l.latest = make(map[uint64]fingerprint)
+	}
+	l.latest[sum] = f
+}
+
+// forgetBefore drops the fingerprints of events accepted before t. recent is
+// in acceptance order, so the expired ones are at its front.
+func (l *lockState) forgetBefore(t time.Time) {
+	n := 0
+	for n < len(l.recent) && !l.recent[n].at.After(t) {
+		f := l.recent[n]
+		if l.latest[f.sum] == f {
+			delete(l.latest, f.sum)
+		}
+		n++
+	}
+	if n > 0 {
+		l.recent = append(l.recent[:0], l.recent[n:]...)
+	}
 }
 
 // repeats reports whether ev, identical to the accepted event f, brings
@@ -354,7 +371,10 @@ func (l *lockState) retained() []retainedMessage {
 	}
 
 	if l.info != nil {
-		add(suffixInfo, string(l.infoPayload()))
+		if l.infoJSON == "" {
+			l.infoJSON = string(l.infoPayload())
+		}
+		add(suffixInfo, l.infoJSON)
 	}
 	add(suffixAvailability, l.availability)
 	add(suffixState, l.state)

@@ -169,31 +169,22 @@ type queuedEvent struct {
 	payload []byte
 }
 
-// eventFlight is the event of a lock that is on its way to the broker.
-// attempt distinguishes a resend of the same event from the first send, so
-// that only the outcome of the latest send moves the lock on to its next event.
-type eventFlight struct {
-	seq     uint64
-	attempt uint64
-	active  bool
-}
-
 // eventQueue holds the event messages of every lock from the moment they are
 // accepted until the broker acknowledges them, at most limit over all locks.
 //
-// Each lock has at most one event on its way to the broker, and the next one
-// is sent only after the broker acknowledged it. That is what keeps a lock's
-// events in order across a lost connection: an event sent just before the
-// connection dropped is resent after the reconnect, before any later event
-// of the lock. A lock produces an event every few seconds at most, so one
-// round trip per event costs nothing.
+// A lock's events are sent as they come, without waiting for earlier
+// acknowledgements. Once a send fails, the lock is blocked: later events only
+// queue, and the next resync sends every unacknowledged event of the lock
+// again, oldest first. That keeps a lock's events in order across a lost
+// connection, at the price of a possible second delivery of an event whose
+// acknowledgement was lost.
 type eventQueue struct {
 	mu      sync.Mutex
 	limit   int
 	total   int
 	seq     uint64
 	byLock  map[*lockState][]queuedEvent
-	flights map[*lockState]*eventFlight
+	blocked map[*lockState]bool
 	changed chan struct{} // closed and replaced whenever total decreases
 }
 
@@ -201,7 +192,7 @@ func newEventQueue(limit int) *eventQueue {
 	return &eventQueue{
 		limit:   limit,
 		byLock:  make(map[*lockState][]queuedEvent),
-		flights: make(map[*lockState]*eventFlight),
+		blocked: make(map[*lockState]bool),
 		changed: make(chan struct{}),
 	}
 }
@@ -255,47 +246,28 @@ func (q *eventQueue) removeLocked(l *lockState, seq uint64) {
 	q.byLock[l] = list
 }
 
-// next returns the oldest event of l to send now. It returns false while
-// another event of l is on its way, unless resend is set: after a reconnect
-// the event on its way may be lost, so it is sent again.
-func (q *eventQueue) next(l *lockState, resend bool) (e queuedEvent, attempt uint64, ok bool) {
+// block stops sending the events of l until the next resend.
+func (q *eventQueue) block(l *lockState) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-
-	f := q.flights[l]
-	if f == nil {
-		f = &eventFlight{}
-		q.flights[l] = f
+	if len(q.byLock[l]) > 0 {
+		q.blocked[l] = true
 	}
-	list := q.byLock[l]
-	if len(list) == 0 || (f.active && !resend) {
-		if !f.active {
-			delete(q.flights, l)
-		}
-		return queuedEvent{}, 0, false
-	}
-	f.seq, f.active = list[0].seq, true
-	f.attempt++
-	return list[0], f.attempt, true
 }
 
-// done records the outcome of sending event seq of l and reports whether
-// the lock's next event can go. An event the broker acknowledged leaves the
-// queue whichever send it was; a failed latest send stops the lock's events
-// until the next resync.
-func (q *eventQueue) done(l *lockState, seq, attempt uint64, acknowledged bool) (sendNext bool) {
+// isBlocked reports whether a send of l failed since its last resend.
+func (q *eventQueue) isBlocked(l *lockState) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.blocked[l]
+}
 
-	if acknowledged {
-		q.removeLocked(l, seq)
-	}
-	f := q.flights[l]
-	if f == nil || !f.active || f.seq != seq || f.attempt != attempt {
-		return false
-	}
-	f.active = false
-	return acknowledged
+// resend unblocks l and returns its unacknowledged events, oldest first.
+func (q *eventQueue) resend(l *lockState) []queuedEvent {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.blocked, l)
+	return append([]queuedEvent(nil), q.byLock[l]...)
 }
 
 // pending returns the events of l not yet acknowledged, oldest first.
@@ -330,54 +302,66 @@ func (q *eventQueue) waitEmpty(ctx context.Context) error {
 }
 
 // queueEvent keeps an event message until the broker acknowledges it and
-// sends it as soon as the lock's earlier events are acknowledged. The caller
-// holds l.mu.
+// sends it now, unless an earlier send of the lock failed: then it waits for
+// the resync that sends the lock's events again in order. The caller holds
+// l.mu.
 func (b *Bridge) queueEvent(l *lockState, topic string, payload []byte) {
-	_, queued, dropped := b.queued.add(l, topic, payload)
+	seq, queued, dropped := b.queued.add(l, topic, payload)
 	if dropped {
 		b.metrics.eventsDropped.Inc()
 		b.dropLog.Do(func() {
-			l.log.Warn().Int("limit", b.opts.EventQueueLimit).Msg("event queue full while the broker is unreachable; dropping the oldest event of the lock (further drops are counted in loqed2mqtt_events_dropped_total)")
+			l.log.Warn().Int("limit", b.opts.EventQueueLimit).Msg("event queue full: the broker does not acknowledge events fast enough or is unreachable; dropping the oldest event of the lock (further drops are counted in loqed2mqtt_events_dropped_total)")
 		})
 	}
 	if !queued {
 		return
 	}
 	b.metrics.eventsQueued.Set(float64(b.queued.size()))
-	b.sendNextEvent(l, false)
-}
-
-// sendNextEvent sends the oldest queued event of l, unless one is on its way
-// and resend is not set. Each acknowledgement sends the next event.
-func (b *Bridge) sendNextEvent(l *lockState, resend bool) {
-	e, attempt, ok := b.queued.next(l, resend)
-	if !ok {
+	if b.queued.isBlocked(l) {
 		return
 	}
+	b.sendEvent(l, queuedEvent{seq: seq, topic: topic, payload: payload})
+}
+
+// sendEvent publishes one queued event. An acknowledged event leaves the
+// queue; a failed one blocks the lock's events until the next resync.
+func (b *Bridge) sendEvent(l *lockState, e queuedEvent) {
 	b.pub.PublishAsync(e.topic, e.payload, false, func(err error) {
 		if err != nil {
+			b.queued.block(l)
 			l.dirty.Store(true)
 			b.metrics.publishFailures.Inc()
-		} else {
-			b.metrics.published.Inc()
+			return
 		}
-		sendNext := b.queued.done(l, e.seq, attempt, err == nil)
+		b.queued.remove(l, e.seq)
+		b.metrics.published.Inc()
 		b.metrics.eventsQueued.Set(float64(b.queued.size()))
-		if sendNext {
-			b.sendNextEvent(l, false)
-		}
 	})
 }
 
-// resyncLock publishes the lock's whole retained state and sends its oldest
-// waiting event, again when resend is set (after a reconnect).
-func (b *Bridge) resyncLock(l *lockState, resend bool) {
+// resyncLock sends the lock's unacknowledged events again when a send
+// failed, or after a reconnect (all is set), and then its whole retained
+// state.
+func (b *Bridge) resyncLock(l *lockState, all bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
 	l.dirty.Store(false)
-	b.sendNextEvent(l, resend)
+	if all || b.queued.isBlocked(l) {
+		for _, e := range b.queued.resend(l) {
+			b.sendEvent(l, e)
+		}
+	}
 	l.publishAll()
+}
+
+// ConnectionLost blocks the events of every lock that has some on their way
+// to the broker, so that no later event overtakes them: after the reconnect,
+// Resync sends them again in order.
+func (b *Bridge) ConnectionLost() {
+	for _, l := range b.allLocks() {
+		b.queued.block(l)
+	}
 }
 
 // Resync publishes the bridge version, the discovery configs and then every

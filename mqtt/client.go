@@ -153,6 +153,9 @@ func New(opts Options) (*Client, error) {
 	if tlsConfig != nil {
 		po.SetTLSConfig(tlsConfig)
 	}
+	if u.Scheme == "tcp" || u.Scheme == "mqtt" {
+		po.SetCustomOpenConnectionFn(dialCoalesced(opts.ConnectTimeout))
+	}
 	if opts.WillTopic != "" {
 		po.SetWill(opts.WillTopic, PayloadOffline, 1, true)
 	}

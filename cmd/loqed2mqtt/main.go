@@ -178,6 +178,7 @@ func serve(ctx context.Context, cfg *Config, demo bool, demoLocks int, log zerol
 			b.Resync()
 		}
 	})
+	client.OnConnectionLost(func(error) { b.ConnectionLost() })
 
 	srv := newHTTPServer(b, client, &started, reg)
 	serveErr := make(chan error, 1)

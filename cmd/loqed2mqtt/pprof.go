@@ -1,0 +1,20 @@
+//go:build pprof
+
+package main
+
+import (
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+)
+
+// A binary built with -tags pprof serves Go's profiler on the loopback
+// address in LOQED2MQTT_PPROF (for example 127.0.0.1:6060), for profiling
+// under load. Release builds leave it out.
+func init() {
+	addr := os.Getenv("LOQED2MQTT_PPROF")
+	if addr == "" {
+		return
+	}
+	go http.ListenAndServe(addr, nil)
+}
