@@ -8,9 +8,10 @@ import (
 	"os"
 )
 
-// A binary built with -tags pprof serves Go's profiler on the loopback
-// address in LOQED2MQTT_PPROF (for example 127.0.0.1:6060), for profiling
-// under load. Release builds leave it out.
+// A binary built with -tags pprof serves Go's profiler on the address in
+// LOQED2MQTT_PPROF, for profiling under load. Give it a loopback address such
+// as 127.0.0.1:6060: the profiler has no authentication. Release builds leave
+// it out.
 func init() {
 	addr := os.Getenv("LOQED2MQTT_PPROF")
 	if addr == "" {
