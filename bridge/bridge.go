@@ -103,6 +103,7 @@ type Options struct {
 	Settings []string
 
 	RefreshInterval time.Duration // default 12h: a cached lock list older than this is read again
+	RefreshAtStart  bool          // read the lock list at start even when the cached one is fresh
 	ListBudget      int           // default 10 list calls per BudgetWindow
 	BudgetWindow    time.Duration // default 12h
 	ConfirmTimeout  time.Duration // default 20s

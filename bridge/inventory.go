@@ -319,7 +319,7 @@ func (b *Bridge) loadInventory(ctx context.Context) error {
 		return nil
 	}
 	updated, loaded := b.inventory.lastUpdate()
-	if loaded && b.opts.Now().Sub(updated) < b.opts.RefreshInterval {
+	if loaded && !b.opts.RefreshAtStart && b.opts.Now().Sub(updated) < b.opts.RefreshInterval {
 		b.log.Info().Time("updated_at", updated).Int("locks", len(b.allLocks())).Msg("lock list taken from the broker's retained info topics")
 		return nil
 	}

@@ -167,6 +167,9 @@ func serve(ctx context.Context, cfg *Config, demo bool, demoLocks int, log zerol
 	if api != nil {
 		opts.API = api
 	}
+	// The demo account starts anew with every run, so what an earlier run
+	// left on the broker describes locks in other states.
+	opts.RefreshAtStart = demo
 	b, err := bridge.New(opts, client, subscriber{client})
 	if err != nil {
 		return err
