@@ -80,7 +80,7 @@ type Options struct {
 	WebhookSecret string
 
 	// API is nil when no token is configured: the bridge then only receives
-	// webhooks and refuses commands.
+	// webhooks and rejects commands.
 	API LockAPI
 
 	Discovery         bool

@@ -183,8 +183,8 @@ func (b *Bridge) pinMatches(code string) bool {
 	return subtle.ConstantTimeCompare(want[:], have[:]) == 1
 }
 
-// publishResult sends a command result. Results are not retained: they
-// answer one command.
+// publishResult sends a command result. Results are not retained because
+// each belongs to one command.
 func (b *Bridge) publishResult(lockID string, r commandResult) {
 	payload, err := json.Marshal(r)
 	if err != nil {
@@ -195,8 +195,8 @@ func (b *Bridge) publishResult(lockID string, r commandResult) {
 	b.pub.PublishAsync(b.topics.lock(lockID, suffixResult), payload, false, nil)
 }
 
-// refuse answers a command that is not run.
-func (b *Bridge) refuse(lockID, command, id, code string, err error) {
+// reject publishes the failed result of a command that is not run.
+func (b *Bridge) reject(lockID, command, id, code string, err error) {
 	b.log.Warn().Str("lock_id", lockID).Str("command", command).Str("code", code).Err(err).Msg("command rejected")
 	b.publishResult(lockID, commandResult{ID: id, Command: command, Status: statusFailed, Error: sentence(err), Code: code})
 }
@@ -251,7 +251,7 @@ func (b *Bridge) handleCommand(m Message) {
 func (b *Bridge) handleLockCommand(lockID string, payload []byte) {
 	c, err := parseLockCommand(payload)
 	if err != nil {
-		b.refuse(lockID, "set", "", codeInvalidPayload, err)
+		b.reject(lockID, "set", "", codeInvalidPayload, err)
 		return
 	}
 	command := string(c.state)
@@ -259,25 +259,25 @@ func (b *Bridge) handleLockCommand(lockID string, payload []byte) {
 	l := b.lock(lockID)
 	switch {
 	case l == nil:
-		b.refuse(lockID, command, c.id, codeUnknownLock, fmt.Errorf("unknown lock %q", lockID))
+		b.reject(lockID, command, c.id, codeUnknownLock, fmt.Errorf("unknown lock %q", lockID))
 		return
 	case !b.allowed[allowedFor(c.state)]:
-		b.refuse(lockID, command, c.id, codeNotAllowed, fmt.Errorf("%s commands are not allowed: add %q to COMMANDS_ALLOWED", command, allowedFor(c.state)))
+		b.reject(lockID, command, c.id, codeNotAllowed, fmt.Errorf("%s commands are not allowed: add %q to COMMANDS_ALLOWED", command, allowedFor(c.state)))
 		return
 	case b.opts.CommandPIN != "" && !b.pinMatches(c.code):
 		b.metrics.badCodes.Inc()
-		b.refuse(lockID, command, c.id, codeInvalidCode, errors.New("missing or wrong code"))
+		b.reject(lockID, command, c.id, codeInvalidCode, errors.New("missing or wrong code"))
 		return
 	case b.opts.API == nil:
-		b.refuse(lockID, command, c.id, codeReceiveOnly, errors.New("no LOQED_API_TOKEN configured: the bridge only receives webhooks"))
+		b.reject(lockID, command, c.id, codeReceiveOnly, errors.New("no LOQED_API_TOKEN configured: the bridge only receives webhooks"))
 		return
 	case !l.supports(c.state):
-		b.refuse(lockID, command, c.id, codeUnsupported, fmt.Errorf("the lock does not support %s", command))
+		b.reject(lockID, command, c.id, codeUnsupported, fmt.Errorf("the lock does not support %s", command))
 		return
 	}
 
 	if !l.commands.push(queuedCommand{lock: &c}) {
-		b.refuse(lockID, command, c.id, codeBusy, fmt.Errorf("more than %d commands waiting for this lock", maxQueuedCommands))
+		b.reject(lockID, command, c.id, codeBusy, fmt.Errorf("more than %d commands waiting for this lock", maxQueuedCommands))
 	}
 }
 
@@ -285,28 +285,28 @@ func (b *Bridge) handleSettingCommand(lockID, name string, payload []byte) {
 	command := "setting:" + name
 	value, err := ParseSettingValue(payload)
 	if err != nil {
-		b.refuse(lockID, command, "", codeInvalidPayload, err)
+		b.reject(lockID, command, "", codeInvalidPayload, err)
 		return
 	}
 
 	l := b.lock(lockID)
 	switch {
 	case l == nil:
-		b.refuse(lockID, command, "", codeUnknownLock, fmt.Errorf("unknown lock %q", lockID))
+		b.reject(lockID, command, "", codeUnknownLock, fmt.Errorf("unknown lock %q", lockID))
 		return
 	case !b.knownSetting(name):
-		b.refuse(lockID, command, "", codeUnknownSetting, fmt.Errorf("unknown setting %q: add it to LOQED_EXTRA_SETTINGS", name))
+		b.reject(lockID, command, "", codeUnknownSetting, fmt.Errorf("unknown setting %q: add it to LOQED_EXTRA_SETTINGS", name))
 		return
 	case !b.allowed[AllowSettings]:
-		b.refuse(lockID, command, "", codeNotAllowed, errors.New("setting commands are not allowed: add \"settings\" to COMMANDS_ALLOWED"))
+		b.reject(lockID, command, "", codeNotAllowed, errors.New("setting commands are not allowed: add \"settings\" to COMMANDS_ALLOWED"))
 		return
 	case b.opts.API == nil:
-		b.refuse(lockID, command, "", codeReceiveOnly, errors.New("no LOQED_API_TOKEN configured: the bridge only receives webhooks"))
+		b.reject(lockID, command, "", codeReceiveOnly, errors.New("no LOQED_API_TOKEN configured: the bridge only receives webhooks"))
 		return
 	}
 
 	if !l.commands.push(queuedCommand{setting: name, value: value}) {
-		b.refuse(lockID, command, "", codeBusy, fmt.Errorf("more than %d commands waiting for this lock", maxQueuedCommands))
+		b.reject(lockID, command, "", codeBusy, fmt.Errorf("more than %d commands waiting for this lock", maxQueuedCommands))
 	}
 }
 
@@ -420,7 +420,7 @@ func (b *Bridge) runLockCommand(l *lockState, c lockCommand) {
 	}
 
 	// The wait starts before the call so that a final webhook that arrives
-	// before the API answers still counts.
+	// before the API call returns still counts.
 	finals, alreadyThere := l.beginCommand(c.state)
 	defer l.endCommand(finals)
 

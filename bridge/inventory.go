@@ -187,8 +187,8 @@ type budgetMessage struct {
 	Calls         []time.Time `json:"calls"`
 }
 
-// snapshotLimit is the most retained messages one snapshot subscription
-// asks for. Mosquitto, as shipped, holds at most 1,000 QoS 1 messages queued
+// snapshotLimit is the maximum number of retained messages one snapshot
+// subscription requests. Mosquitto, as shipped, holds at most 1,000 QoS 1 messages queued
 // plus 20 in flight for a client (max_queued_messages, max_inflight_messages)
 // and drops the rest of a subscription's retained messages without notice.
 const snapshotLimit = 900
@@ -633,10 +633,10 @@ func (b *Bridge) handleRefresh(lockID string) {
 	const command = "refresh"
 	switch {
 	case b.lock(lockID) == nil:
-		b.refuse(lockID, command, "", codeUnknownLock, fmt.Errorf("unknown lock %q", lockID))
+		b.reject(lockID, command, "", codeUnknownLock, fmt.Errorf("unknown lock %q", lockID))
 		return
 	case b.opts.API == nil:
-		b.refuse(lockID, command, "", codeReceiveOnly, errors.New("no LOQED_API_TOKEN configured: the bridge only receives webhooks"))
+		b.reject(lockID, command, "", codeReceiveOnly, errors.New("no LOQED_API_TOKEN configured: the bridge only receives webhooks"))
 		return
 	}
 

@@ -334,15 +334,17 @@ func (l *lockState) repeats(ev *loqed.Event, f fingerprint) bool {
 // publishChanged queues every retained topic whose payload differs from the
 // one last queued. The caller holds l.mu.
 func (l *lockState) publishChanged() {
-	if l.b.holding.Load() {
-		return
-	}
+	// Until Start publishes everything, only record the values: restore
+	// then knows they are newer than what the broker retained.
+	holding := l.b.holding.Load()
 	for _, m := range l.retained() {
 		if l.sent[m.topic] == m.payload {
 			continue
 		}
 		l.sent[m.topic] = m.payload
-		l.b.publishRetained(l, m.topic, m.payload)
+		if !holding {
+			l.b.publishRetained(l, m.topic, m.payload)
+		}
 	}
 }
 
