@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		eventsDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "loqed2mqtt_events_dropped_total",
-			Help: "Event messages dropped because the queue was full while the broker was unreachable.",
+			Help: "Event messages dropped because the queue of messages not yet acknowledged by the broker was full.",
 		}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loqed2mqtt_commands_total",
