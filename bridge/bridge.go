@@ -49,7 +49,7 @@ type Subscriber interface {
 	Subscribe(ctx context.Context, filter string, qos byte, handle func(Message)) error
 
 	// SubscribeGroup subscribes to several filters in one SUBSCRIBE packet
-	// with one handler that sees their messages in arrival order.
+	// with one handler that receives their messages in arrival order.
 	SubscribeGroup(ctx context.Context, filters []string, qos byte, handle func(Message)) error
 
 	Unsubscribe(ctx context.Context, filters ...string) error
@@ -289,7 +289,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 	// messages in order, so once the version published last is
 	// acknowledged, everything before it is on the broker.
 	b.holding.Store(false)
-	b.Resync()
+	b.resyncLocks()
 	if err := b.pub.Publish(ctx, b.topics.bridgeVersion(), []byte(b.opts.Version), true); err != nil {
 		b.log.Warn().Err(err).Msg("the broker did not acknowledge the initial state; it is published again after the next connect")
 	}
@@ -316,8 +316,8 @@ func (b *Bridge) Close(ctx context.Context) error {
 		return fmt.Errorf("bridge: shutdown: %w", ctx.Err())
 	}
 
-	// Events go out one at a time per lock, so some may still wait for
-	// their turn; a lock whose send failed gets one more try.
+	// Locks whose send failed get one more try before the wait for the
+	// queue to empty.
 	if b.pub.IsConnected() {
 		b.resyncDirty()
 	}

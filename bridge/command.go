@@ -329,22 +329,6 @@ func (l *lockState) supports(s loqed.BoltState) bool {
 	return l.info.Supports(s)
 }
 
-// awaitedByCommand reports whether an event moves the lock towards the target
-// of a command that is waiting for its confirmation. Such an event is a real
-// repeat even when an identical one arrived within the dedup window: the
-// commands night_lock, day_lock, night_lock in quick succession produce two
-// identical STATE_CHANGED_NIGHT_LOCK webhooks, and dropping the second would
-// leave the lock shown as day_lock. The caller holds l.mu.
-func (l *lockState) awaitedByCommand(ev *loqed.Event) bool {
-	if len(l.waiters) == 0 || !ev.State.Valid() {
-		return false
-	}
-	if ev.Kind != loqed.KindStateChanged && ev.Kind != loqed.KindGoToState {
-		return false
-	}
-	return l.state == transitional(ev.State)
-}
-
 // maxQueuedCommands bounds the commands waiting per lock. A lock takes
 // seconds to move, so a longer queue only means commands that run long
 // after anyone wanted them.

@@ -91,7 +91,7 @@ func (b *Bridge) awaitConfirmation(l *lockState, c lockCommand, finals chan stri
 }
 
 // runSettingCommand changes a lock setting. On success the new value is
-// published; on failure the old one is published again, so that a switch
+// published. On failure the old one is published again, so that a switch
 // that showed the new value optimistically flips back.
 func (b *Bridge) runSettingCommand(l *lockState, name string, value bool) {
 	command := "setting:" + name
@@ -138,7 +138,7 @@ func setSetting(m map[string]bool, name string, value bool) map[string]bool {
 // callWithRetry runs an API call. When retry is true, timeouts, server
 // errors and unreachable servers are retried with capped exponential backoff
 // and jitter, and a 429 waits for its Retry-After; other client errors are
-// final at once because repeating the same request cannot change the answer.
+// final at once because repeating the same request cannot change the response.
 // A 429 whose Retry-After is longer than ConfirmTimeout is final too: the
 // command would run long after anyone asked for it.
 func (b *Bridge) callWithRetry(log zerolog.Logger, endpoint string, retry bool, call func(context.Context) error) error {

@@ -52,38 +52,3 @@ func TestIsDuplicate_Window(t *testing.T) {
 		t.Errorf("%d fingerprints kept; want at most 3 within one window", len(l.recent))
 	}
 }
-
-func TestAwaitedByCommand(t *testing.T) {
-	night := &loqed.Event{Type: "STATE_CHANGED_NIGHT_LOCK", Kind: loqed.KindStateChanged, State: loqed.StateNightLock}
-	goNight := &loqed.Event{Type: "GO_TO_STATE_NIGHT_LOCK", Kind: loqed.KindGoToState, State: loqed.StateNightLock}
-	latch := &loqed.Event{Type: "STATE_CHANGED_LATCH", Kind: loqed.KindStateChanged, State: loqed.StateDayLock}
-	battery := 50
-	readings := &loqed.Event{Kind: loqed.KindReadings, BatteryPercentage: &battery}
-
-	cases := []struct {
-		name    string
-		state   string
-		waiting bool
-		ev      *loqed.Event
-		want    bool
-	}{
-		{"final state of the command", stateLocking, true, night, true},
-		{"go to state of the command", stateLocking, true, goNight, true},
-		{"other final state", stateLocking, true, latch, false},
-		{"no command waiting", stateLocking, false, night, false},
-		{"lock not moving", string(loqed.StateDayLock), true, night, false},
-		{"readings", stateLocking, true, readings, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			l := newTestLock(t)
-			l.state = tc.state
-			if tc.waiting {
-				l.waiters = append(l.waiters, make(chan string, 1))
-			}
-			if got := l.awaitedByCommand(tc.ev); got != tc.want {
-				t.Errorf("awaitedByCommand = %v; want %v", got, tc.want)
-			}
-		})
-	}
-}

@@ -135,7 +135,7 @@ var componentPlatforms = []string{"lock", "sensor", "binary_sensor", "event", "s
 // integrations' sensors, say) is read again for the bridge's own node ids
 // only.
 // NOTE: in that case a single-component config of a lock the bridge no
-// longer knows at all (no retained topic left under the base topic) is not
+// longer has at all (no retained topic left under the base topic) is not
 // found.
 func (b *Bridge) ownConfigs(ctx context.Context) (map[string][]byte, error) {
 	prefix := b.opts.DiscoveryPrefix
@@ -169,7 +169,7 @@ func (b *Bridge) ownConfigs(ctx context.Context) (map[string][]byte, error) {
 }
 
 // nodeConfigs reads the single-component configs of one platform whose node
-// id belongs to the bridge or to a lock it knows.
+// id belongs to the bridge or to a lock it has.
 func (b *Bridge) nodeConfigs(ctx context.Context, platform string) (map[string][]byte, error) {
 	component := b.discoveryOptions()
 	component.Mode = discovery.ModeComponent

@@ -734,8 +734,9 @@ func (l *lockState) applyRecord(rec *loqed.Lock, at time.Time) bool {
 	case rec.Online != nil:
 		l.availability = offline
 	case l.availability == "":
-		// A record without "online" says nothing; a listed lock is taken
-		// as reachable until a webhook says otherwise.
+		// A record without "online" leaves reachability open, so a
+		// listed lock is taken as reachable until a webhook reports
+		// otherwise.
 		l.availability = online
 	}
 	for _, name := range l.b.opts.Settings {
@@ -747,7 +748,7 @@ func (l *lockState) applyRecord(rec *loqed.Lock, at time.Time) bool {
 	return changed
 }
 
-// removeLock forgets a lock that left the account and clears its retained
+// removeLock drops a lock that left the account and clears its retained
 // topics and discovery configs.
 func (b *Bridge) removeLock(l *lockState) {
 	b.mu.Lock()

@@ -135,10 +135,7 @@ func (l *lockState) applyEvent(ev *loqed.Event, at time.Time) bool {
 	defer l.mu.Unlock()
 
 	if l.isDuplicate(ev, at) {
-		if !l.awaitedByCommand(ev) {
-			return false
-		}
-		l.remember(eventSum(ev), at)
+		return false
 	}
 
 	if ev.Kind != loqed.KindReadings {
@@ -257,7 +254,7 @@ func (l *lockState) applyReadings(ev *loqed.Event) {
 }
 
 // changedBy names who moved the lock: the key name, else the account, else
-// the key number. It returns "" when the event names nobody.
+// the key number. It returns "" when the event names no key or account.
 func changedBy(ev *loqed.Event) string {
 	switch {
 	case ev.KeyNameUser != "":
@@ -316,7 +313,7 @@ func (l *lockState) forgetBefore(t time.Time) {
 }
 
 // repeats reports whether ev, identical to the accepted event f, brings
-// nothing new. A final state the lock is in already is a copy; a GO_TO_STATE
+// nothing new. A final state the lock is in already is a copy. A GO_TO_STATE
 // event is a copy while the lock has not settled since f, or once it has
 // reached that target. The caller holds l.mu.
 func (l *lockState) repeats(ev *loqed.Event, f fingerprint) bool {
@@ -334,8 +331,8 @@ func (l *lockState) repeats(ev *loqed.Event, f fingerprint) bool {
 // publishChanged queues every retained topic whose payload differs from the
 // one last queued. The caller holds l.mu.
 func (l *lockState) publishChanged() {
-	// Until Start publishes everything, only record the values: restore
-	// then knows they are newer than what the broker retained.
+	// Until Start publishes everything, only record the values, so that
+	// restore can tell they are newer than what the broker retained.
 	holding := l.b.holding.Load()
 	for _, m := range l.retained() {
 		if l.sent[m.topic] == m.payload {

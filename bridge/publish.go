@@ -370,6 +370,12 @@ func (b *Bridge) ConnectionLost() {
 // messages everything back.
 func (b *Bridge) Resync() {
 	b.pub.PublishAsync(b.topics.bridgeVersion(), []byte(b.opts.Version), true, nil)
+	b.resyncLocks()
+}
+
+// resyncLocks publishes the discovery configs and then every lock's waiting
+// events and retained state.
+func (b *Bridge) resyncLocks() {
 	if b.opts.Discovery {
 		b.publishDiscovery()
 	}

@@ -52,7 +52,7 @@ func (b *Bridge) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	b.metrics.webhooks.WithLabelValues(strconv.Itoa(we.status)).Inc()
 	switch we.status {
 	case http.StatusNotFound:
-		// A wrong secret gets the mux's own answer and no hint.
+		// A wrong secret gets the mux's own not-found response and no hint.
 		b.log.Debug().Str("remote_addr", r.RemoteAddr).Msg("webhook with unknown secret rejected")
 		http.NotFound(w, r)
 		return
